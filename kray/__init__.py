@@ -1,0 +1,5 @@
+"""kray: Kestra-language YAML flows, compiled to Ray."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+"""Core tasks (being written)."""
+
+TASKS: list = []
