@@ -105,6 +105,9 @@ class RunnableTask(Task):
 class FlowableTask(Task):
     """A task that orchestrates children inside the executor. Override both methods."""
 
+    pauses: ClassVar[bool] = False  # it may put its run (and the execution) in PAUSED
+    groups_children: ClassVar[bool] = False  # its runnable children share one worker
+
     def child_lists(self) -> list[list[Task]]:
         """Every list of direct children (tasks, then, else, errors, finally...), for indexing
         and validation (task ids are unique across the whole flow)."""

@@ -7,6 +7,7 @@ They are plain mutable dataclasses owned by one executor; the core changes them 
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -28,6 +29,17 @@ def task_run_id(execution_id: str, parent_id: str | None, task_id: str, value: A
     so a result already written to storage is found again instead of run twice."""
     key = f"{execution_id}|{parent_id or ''}|{task_id}|{value!r}|{iteration}"
     return hashlib.blake2b(key.encode(), digest_size=11).hexdigest()
+
+
+def value_key(value: Any) -> Any:
+    """A hashable stand-in for a ForEach value (values may be dicts or lists)."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def run_key(parent_id: str | None, task_id: str, value: Any, iteration: int | None) -> tuple:
+    return (parent_id, task_id, value_key(value), iteration)
 
 
 @dataclass
@@ -59,6 +71,9 @@ class TaskRun:
     attempts: list[Attempt] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
     error: str | None = None  # last error message, already masked
+    # Bookkeeping of the flowable that owns this run (ForEach values, If result...): persisted,
+    # never shown as outputs.
+    meta: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "executionId": self.execution_id, "taskId": self.task_id,
@@ -67,7 +82,7 @@ class TaskRun:
                 "startDate": _iso(self.state.start), "endDate": _iso(self.state.end),
                 "histories": self.state.to_dict()["histories"],
                 "attempts": [a.to_dict() for a in self.attempts], "outputs": self.outputs,
-                "error": self.error}
+                "error": self.error, "meta": self.meta}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TaskRun:
@@ -76,7 +91,7 @@ class TaskRun:
                    parent_task_run_id=d.get("parentTaskRunId"), value=d.get("value"),
                    iteration=d.get("iteration"),
                    attempts=[Attempt.from_dict(a) for a in d.get("attempts", [])],
-                   outputs=d.get("outputs") or {}, error=d.get("error"))
+                   outputs=d.get("outputs") or {}, error=d.get("error"), meta=d.get("meta") or {})
 
 
 @dataclass
@@ -98,10 +113,15 @@ class Execution:
     # Timers the core asked for and that have not fired: key -> ISO due date. Persisted so a
     # restarted executor re-arms them.
     timers: dict[str, str] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)  # engine bookkeeping (retry attempt)
     _index: dict[str, TaskRun] = field(default_factory=dict, repr=False, compare=False)
+
+    _by_key: dict[tuple, TaskRun] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._index = {tr.id: tr for tr in self.task_runs}
+        self._by_key = {run_key(tr.parent_task_run_id, tr.task_id, tr.value, tr.iteration): tr
+                        for tr in self.task_runs}
         if self.original_id is None:
             self.original_id = self.id
 
@@ -109,6 +129,7 @@ class Execution:
     def add(self, tr: TaskRun) -> TaskRun:
         self.task_runs.append(tr)
         self._index[tr.id] = tr
+        self._by_key[run_key(tr.parent_task_run_id, tr.task_id, tr.value, tr.iteration)] = tr
         return tr
 
     def get(self, task_run_id: str) -> TaskRun | None:
@@ -116,7 +137,7 @@ class Execution:
 
     def find(self, task_id: str, parent_id: str | None = None, value: Any = None,
              iteration: int | None = None) -> TaskRun | None:
-        return self._index.get(task_run_id(self.id, parent_id, task_id, value, iteration))
+        return self._by_key.get(run_key(parent_id, task_id, value, iteration))
 
     def runs_of(self, task_id: str) -> list[TaskRun]:
         return [tr for tr in self.task_runs if tr.task_id == task_id]
@@ -130,7 +151,7 @@ class Execution:
                 "labels": self.labels, "trigger": self.trigger, "outputs": self.outputs,
                 "parentId": self.parent_id, "originalId": self.original_id,
                 "parentTaskRun": self.parent_task_run, "error": self.error,
-                "timers": self.timers,
+                "timers": self.timers, "metadata": self.metadata,
                 "taskRuns": [tr.to_dict() for tr in self.task_runs]}
 
     @classmethod
@@ -142,5 +163,5 @@ class Execution:
                    trigger=d.get("trigger"), outputs=d.get("outputs") or {},
                    parent_id=d.get("parentId"), original_id=d.get("originalId"),
                    parent_task_run=d.get("parentTaskRun"), error=d.get("error"),
-                   timers=d.get("timers") or {},
+                   timers=d.get("timers") or {}, metadata=d.get("metadata") or {},
                    task_runs=[TaskRun.from_dict(t) for t in d.get("taskRuns", [])])

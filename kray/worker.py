@@ -1,0 +1,198 @@
+"""The worker side: run one attempt of a runnable task on a Ray worker.
+
+A worker renders the task, runs it, writes its files to internal storage, then its result to
+``_results/`` (so that an executor restarted meanwhile finds it instead of running it again),
+and only then returns the result. Logs travel back with the result; a task that runs longer
+than ``LIVE_LOG_AFTER`` also streams them to the executor while it runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kray.engine.state import State
+
+LIVE_LOG_AFTER = 0.5  # seconds
+LIVE_LOG_EVERY = 0.25
+
+
+@dataclass
+class WorkerConfig:
+    """What every worker needs, shipped once per executor (small and picklable)."""
+
+    storage_url: str
+    storage_options: dict[str, Any] = field(default_factory=dict)
+    secrets_file: str | None = None
+    executor: Any = None  # the executor actor handle (KV and live logs)
+    kv: Any = None  # a KV store to use directly when there is no executor (in-process runs)
+
+
+@dataclass
+class TaskSpec:
+    execution_id: str
+    namespace: str
+    flow_id: str
+    task: Any  # the RunnableTask model
+    task_run_id: str
+    attempt: int
+    variables: dict[str, Any]
+    secrets: list[str] = field(default_factory=list)  # values to mask (already known ones)
+
+
+def result_path(execution_id: str, task_run_id: str, attempt: int) -> str:
+    return f"_results/{execution_id}/{task_run_id}/{attempt}.json"
+
+
+_cache: dict[str, Any] = {}
+
+
+def _shared(config: WorkerConfig) -> tuple[Any, Any, Any]:
+    """Template engine, storage and secret store, built once per worker process."""
+    from kray.storage.internal import InternalStorage
+    from kray.storage.secrets import SecretStore
+    from kray.templating import TemplateEngine
+
+    key = f"{config.storage_url}|{config.secrets_file}"
+    if _cache.get("key") != key:
+        _cache.update(key=key, engine=TemplateEngine(),
+                      storage=InternalStorage(config.storage_url, **config.storage_options),
+                      secrets=SecretStore(secrets_file=config.secrets_file))
+    return _cache["engine"], _cache["storage"], _cache["secrets"]
+
+
+class ExecutorKV:
+    """KV through the executor actor, which alone writes the DuckDB repository."""
+
+    def __init__(self, executor: Any):
+        self._executor = executor
+
+    def _call(self, op: str, *args: Any, **kwargs: Any) -> Any:
+        import ray
+        return ray.get(self._executor.kv.remote(op, *args, **kwargs))
+
+    def get(self, namespace: str, key: str) -> Any:
+        return self._call("get", namespace, key)
+
+    def set(self, namespace: str, key: str, value: Any, ttl_seconds: float | None = None,
+            overwrite: bool = True, kv_type: str | None = None) -> bool:
+        return self._call("set", namespace, key, value, ttl_seconds=ttl_seconds,
+                          overwrite=overwrite, kv_type=kv_type)
+
+    def delete(self, namespace: str, key: str) -> bool:
+        return self._call("delete", namespace, key)
+
+    def keys(self, namespace: str, prefix: str = "") -> list[str]:
+        return self._call("keys", namespace, prefix)
+
+
+class _LiveLogs:
+    """Streams a long task's log lines to the executor; short tasks never start the thread."""
+
+    def __init__(self, executor: Any, spec: TaskSpec, logger: Any):
+        self.executor, self.spec, self.logger = executor, spec, logger
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+
+    def start(self) -> None:
+        if self.executor is not None:
+            self.thread.start()
+
+    def _loop(self) -> None:
+        if self.stop.wait(LIVE_LOG_AFTER):
+            return
+        while not self.stop.is_set():
+            self.flush()
+            self.stop.wait(LIVE_LOG_EVERY)
+
+    def flush(self) -> None:
+        lines = self.logger.drain()
+        if lines:
+            self.executor.append_logs.remote(self.spec.execution_id, self.spec.task_run_id,
+                                             self.spec.task.id, self.spec.attempt, lines)
+
+    def close(self) -> None:
+        self.stop.set()
+        if self.thread.is_alive():
+            self.thread.join()
+
+
+def run_task(config: WorkerConfig, spec: TaskSpec, working_dir: str | None = None) -> dict:
+    """Run one attempt and return its result (also written to storage)."""
+    from kray.logs import TaskLogger
+    from kray.runcontext import LocalRunContext, execute_task
+    from kray.storage.secrets import Masker
+
+    engine, storage, secrets = _shared(config)
+    masker = Masker()
+    for value in spec.secrets:
+        masker.add(value)
+    logger = TaskLogger(masker=masker, min_level=_level(spec.task.log_level))
+    kv = ExecutorKV(config.executor) if config.executor is not None else config.kv
+    own_dir = working_dir is None
+    wd = Path(working_dir) if working_dir else Path(tempfile.mkdtemp(prefix="kray-"))
+    live = _LiveLogs(config.executor, spec, logger)
+    started = time.time()
+    result: dict[str, Any] = {"state": State.SUCCESS.value, "outputs": {}, "error": None,
+                              "effects": {}, "metrics": [], "node": _node_id()}
+    ctx = LocalRunContext(
+        execution_id=spec.execution_id, namespace=spec.namespace, flow_id=spec.flow_id,
+        task_id=spec.task.id, task_run_id=spec.task_run_id, attempt=spec.attempt,
+        variables=spec.variables, engine=engine, storage=storage, kv=kv, secrets=secrets,
+        masker=masker, logger=logger, working_dir=wd)
+    live.start()
+    try:
+        outcome = execute_task(spec.task, ctx)
+    finally:
+        live.close()
+        if own_dir:
+            shutil.rmtree(wd, ignore_errors=True)
+    result.update(state=outcome.state.value, outputs=outcome.outputs, error=outcome.error,
+                  effects=ctx.effects, metrics=ctx.metrics)
+    result["logs"] = logger.drain()
+    result["duration"] = time.time() - started
+    try:
+        storage.put(result_path(spec.execution_id, spec.task_run_id, spec.attempt),
+                    json.dumps(result, default=str).encode())
+    except Exception as e:  # the result still goes back; only crash recovery loses it
+        result["logs"].append({"timestamp": None, "level": "WARN",
+                               "message": f"could not checkpoint result: {e}"})
+    return result
+
+
+def _level(level: str | None) -> str:
+    if level in (None, "WARNING"):
+        return "WARN" if level else "INFO"
+    return level
+
+
+def _node_id() -> str | None:
+    """The Ray node this runs on; outside Ray (in-process runs) the host name. Never starts
+    Ray as a side effect."""
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        return ray.get_runtime_context().get_node_id()
+    return os.uname().nodename
+
+
+class GroupWorker:
+    """One WorkingDirectory: its children run here, in order, sharing one folder."""
+
+    def __init__(self, config: WorkerConfig):
+        self.config = config
+        self.dir = tempfile.mkdtemp(prefix="kray-wd-")
+
+    def run(self, spec: TaskSpec) -> dict:
+        spec.variables = {**spec.variables, "workingDir": self.dir}
+        return run_task(self.config, spec, working_dir=self.dir)
+
+    def close(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)

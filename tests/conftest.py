@@ -1,0 +1,44 @@
+"""Shared fixtures. Ray tests share one local Ray (127.0.0.1) and one executor per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+# In CI, a test that would skip for a missing service fails instead.
+REQUIRE_SERVICES = os.environ.get("KRAY_REQUIRE_SERVICES") == "1"
+
+
+def skip_or_fail(reason: str) -> None:
+    if REQUIRE_SERVICES:
+        pytest.fail(f"required in CI: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def ray_session(tmp_path_factory: pytest.TempPathFactory):
+    """One local Ray for the whole session, on loopback only."""
+    import ray
+
+    ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, namespace="kray",
+             log_to_driver=False, logging_level="WARNING")
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("kray-data")
+
+
+@pytest.fixture(scope="session")
+def executor(ray_session, data_dir: Path):
+    """The session's executor actor (created on first use, shared by every Ray test)."""
+    from kray.executor import ExecutorConfig, executor_actor
+
+    actor = executor_actor(ExecutorConfig(data_dir=str(data_dir)))
+    ray_session.get(actor.ping.remote())
+    return actor
