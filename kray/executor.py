@@ -39,6 +39,7 @@ log = logging.getLogger("kray.executor")
 EXECUTOR_NAME = "kray-executor"
 NAMESPACE = "kray"
 _ALPHABET = string.ascii_letters + string.digits
+FOLLOW_COALESCE = 0.05  # seconds
 
 
 def new_id() -> str:
@@ -131,6 +132,7 @@ class ExecutorService:
         self.running: dict[str, int] = defaultdict(int)
         self.dirty: dict[str, Execution] = {}
         self.pending_logs: list[dict] = []
+        self.pending_events: dict[str, list[ev.Event]] = {}
         self.pending_metrics: list[dict] = []
         self.db_lock: asyncio.Lock | None = None
         self.flush_task: asyncio.Task | None = None
@@ -329,6 +331,9 @@ class ExecutorService:
             event = self.changed.setdefault(execution_id, asyncio.Event())
             try:
                 await asyncio.wait_for(event.wait(), timeout)
+                # Let a burst of changes land before answering: followers get at most
+                # ~20 snapshots a second, whatever the execution's pace.
+                await asyncio.sleep(FOLLOW_COALESCE)
             except asyncio.TimeoutError:
                 pass
             current = self.versions[execution_id]
@@ -473,9 +478,22 @@ class ExecutorService:
             self.pending_metrics.append({"executionId": execution_id, "taskRunId": run_id,
                                          "taskId": run.task_id if run else "",
                                          "timestamp": utcnow().isoformat(), **m})
-        self._apply(ex, ev.TaskResult(run_id, attempt, State(result["state"]),
+        self._queue(ex, ev.TaskResult(run_id, attempt, State(result["state"]),
                                       result.get("outputs") or {}, result.get("error"),
                                       result.get("effects") or {}, result.get("node")))
+
+    def _queue(self, ex: Execution, event: ev.Event) -> None:
+        """Results arriving in the same loop turn are decided together (one ``Batch``)."""
+        pending = self.pending_events.setdefault(ex.id, [])
+        pending.append(event)
+        if len(pending) == 1:
+            asyncio.get_running_loop().call_soon(self._drain_events, ex.id)
+
+    def _drain_events(self, execution_id: str) -> None:
+        events = self.pending_events.pop(execution_id, [])
+        ex = self.live.get(execution_id)
+        if ex is not None and events:
+            self._apply(ex, events[0] if len(events) == 1 else ev.Batch(tuple(events)))
 
     def _secret_inputs(self, plan: Plan, ex: Execution) -> list[str]:
         return [str(ex.inputs[i.id]) for i in plan.flow.inputs

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import uuid
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -130,13 +131,24 @@ class LocalRunContext(RunContext):
         self.logger = logger if logger is not None else TaskLogger(masker=masker)
         self._owns_working_dir = working_dir is None
         if working_dir is None:
-            working_dir = Path(tempfile.mkdtemp(prefix="kray-task-"))
+            # Named now, made on first use: most tasks never touch it, and a folder costs
+            # two metadata operations per task on slow filesystems.
+            working_dir = Path(tempfile.gettempdir()) / f"kray-task-{uuid.uuid4().hex}"
+            self._made = False
         else:
             working_dir.mkdir(parents=True, exist_ok=True)
-        self.working_dir = working_dir
+            self._made = True
+        self._working_dir = working_dir
         self.variables = {**variables, "workingDir": str(working_dir)}
         self.services = Services(secrets=secrets, masker=masker, kv=kv, storage=storage,
                                  namespace=namespace, error_logs=error_logs)
+
+    @property  # type: ignore[override]
+    def working_dir(self) -> Path:
+        if not self._made:
+            self._working_dir.mkdir(parents=True, exist_ok=True)
+            self._made = True
+        return self._working_dir
 
     def render(self, value: Any, extra: dict[str, Any] | None = None) -> Any:
         variables = {**self.variables, **extra} if extra else self.variables
@@ -144,8 +156,8 @@ class LocalRunContext(RunContext):
 
     def close(self) -> None:
         """Remove the working folder if this context made it."""
-        if self._owns_working_dir:
-            shutil.rmtree(self.working_dir, ignore_errors=True)
+        if self._owns_working_dir and self._made:
+            shutil.rmtree(self._working_dir, ignore_errors=True)
 
     def __enter__(self) -> Self:
         return self

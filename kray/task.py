@@ -33,7 +33,8 @@ class Model(BaseModel):
     """Base of every flow-language model: strict, camelCase in YAML, snake_case in Python."""
 
     model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True,
-                              arbitrary_types_allowed=True, protected_namespaces=())
+                              arbitrary_types_allowed=True, protected_namespaces=(),
+                              coerce_numbers_to_str=True)  # `message: 123` is fine, as in Kestra
 
 
 class RetryBehavior(StrEnum):

@@ -1,8 +1,8 @@
 """The worker side: run one attempt of a runnable task on a Ray worker.
 
-A worker renders the task, runs it, writes its files to internal storage, then its result to
-``_results/`` (so that an executor restarted meanwhile finds it instead of running it again),
-and only then returns the result. Logs travel back with the result; a task that runs longer
+A worker renders the task, runs it, writes its files to internal storage, then (for attempts
+longer than ``CHECKPOINT_AFTER``) its result to ``_results/``, so that an executor restarted
+meanwhile finds it instead of running it again, and only then returns the result. Logs travel back with the result; a task that runs longer
 than ``LIVE_LOG_AFTER`` also streams them to the executor while it runs.
 """
 
@@ -23,6 +23,10 @@ from kray.engine.state import State
 
 LIVE_LOG_AFTER = 0.5  # seconds
 LIVE_LOG_EVERY = 0.25
+# Results of attempts that ran at least this long are checkpointed to storage. Re-running a
+# shorter one after an executor crash costs less than writing every result (delivery is
+# at-least-once anyway).
+CHECKPOINT_AFTER = 1.0
 
 
 @dataclass
@@ -137,8 +141,6 @@ def run_task(config: WorkerConfig, spec: TaskSpec, working_dir: str | None = Non
         masker.add(value)
     logger = TaskLogger(masker=masker, min_level=_level(spec.task.log_level))
     kv = ExecutorKV(config.executor) if config.executor is not None else config.kv
-    own_dir = working_dir is None
-    wd = Path(working_dir) if working_dir else Path(tempfile.mkdtemp(prefix="kray-"))
     live = _LiveLogs(config.executor, spec, logger)
     started = time.time()
     result: dict[str, Any] = {"state": State.SUCCESS.value, "outputs": {}, "error": None,
@@ -147,18 +149,20 @@ def run_task(config: WorkerConfig, spec: TaskSpec, working_dir: str | None = Non
         execution_id=spec.execution_id, namespace=spec.namespace, flow_id=spec.flow_id,
         task_id=spec.task.id, task_run_id=spec.task_run_id, attempt=spec.attempt,
         variables=spec.variables, engine=engine, storage=storage, kv=kv, secrets=secrets,
-        masker=masker, logger=logger, working_dir=wd)
+        masker=masker, logger=logger,
+        working_dir=Path(working_dir) if working_dir else None)
     live.start()
     try:
         outcome = execute_task(spec.task, ctx)
     finally:
         live.close()
-        if own_dir:
-            shutil.rmtree(wd, ignore_errors=True)
+        ctx.close()
     result.update(state=outcome.state.value, outputs=outcome.outputs, error=outcome.error,
                   effects=ctx.effects, metrics=ctx.metrics)
     result["logs"] = logger.drain()
     result["duration"] = time.time() - started
+    if result["duration"] < CHECKPOINT_AFTER:
+        return result
     try:
         storage.put(result_path(spec.execution_id, spec.task_run_id, spec.attempt),
                     json.dumps(result, default=str).encode())

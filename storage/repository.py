@@ -145,7 +145,10 @@ class Repository:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        self._con = duckdb.connect(str(self.path))
+        try:
+            self._con = duckdb.connect(str(self.path))
+        except duckdb.IOException as e:  # typically: another process holds the file's lock
+            raise RepositoryError(f"cannot open the repository {self.path}: {e}") from e
         try:
             self._con.execute("SET TimeZone = 'UTC'")
             migrate(self._con)
@@ -232,8 +235,9 @@ class Repository:
     def _upsert_executions(con: duckdb.DuckDBPyConnection, rows: list[tuple[Any, ...]]) -> None:
         """Upsert as delete + append, in the caller's transaction.
 
-        Measured on DuckDB 2.0: ``INSERT ... ON CONFLICT DO UPDATE`` took 5-7 s on every other
-        batch of 500 forty-KB documents; delete + append takes a few ms per statement. One
+        Measured on DuckDB 2.0 (``tests/storage/bench_repository.py --compare``): on this
+        table ``INSERT ... ON CONFLICT DO UPDATE`` averages about 3 s per batch of 500
+        forty-KB documents (5-7 s on every other batch), delete + append under 0.2 s. One
         query finds the rows being replaced and the trigger keys in use: a trigger key is set
         when an execution is created, a later version without one keeps it, and a key already
         held by another execution rejects the batch (``DuplicateTriggerKey``).

@@ -40,19 +40,30 @@ class _Decider:
 
     # ------------------------------------------------------------------ events
     def handle(self, event: ev.Event) -> None:
+        if isinstance(event, ev.Batch):
+            for one in event.events:
+                if self.ex.state.current.terminal and not isinstance(one, ev.Restart):
+                    return
+                self.handle_one(one)
+        elif not self.handle_one(event):
+            return
+        self.advance()
+
+    def handle_one(self, event: ev.Event) -> bool:
+        """Apply one event; False when progress must not follow (kill, no-op restart)."""
         ex = self.ex
         if isinstance(event, ev.Start):
             if ex.state.current in (State.CREATED, State.QUEUED):
                 ex.state = ex.state.to(State.RUNNING, self.now)
         elif ex.state.current.terminal and not isinstance(event, ev.Restart):
-            return  # nothing starts after its execution is terminal
+            return False  # nothing starts after its execution is terminal
         elif isinstance(event, ev.TaskResult):
             self.on_result(event)
         elif isinstance(event, ev.TimerFired):
             self.on_timer(event.key)
         elif isinstance(event, ev.Kill):
             self.kill()
-            return
+            return False
         elif isinstance(event, ev.Resume):
             self.on_resume(event)
         elif isinstance(event, ev.SubflowEnded):
@@ -60,9 +71,8 @@ class _Decider:
             if run is not None and not run.state.current.terminal:
                 run.meta["ended"] = {"state": event.state.value, "outputs": event.outputs}
         elif isinstance(event, ev.Restart):
-            if not self.restart():
-                return
-        self.advance()
+            return self.restart()
+        return True
 
     def task(self, run: TaskRun) -> Task:
         return self.plan.tasks[run.task_id]

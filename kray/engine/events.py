@@ -60,7 +60,15 @@ class Restart:
     """Run a failed (or killed) execution again: same id, failed task runs get a new attempt."""
 
 
-Event = Start | TaskResult | TimerFired | Kill | Resume | SubflowEnded | Restart
+@dataclass(frozen=True)
+class Batch:
+    """Several events handled together, then one pass of progress: results that arrive
+    together cost one walk of the execution, not one each."""
+
+    events: tuple[Event, ...]
+
+
+Event = Start | TaskResult | TimerFired | Kill | Resume | SubflowEnded | Restart | Batch
 
 # ---------------------------------------------------------------------------- commands
 

@@ -74,6 +74,10 @@ def has_markers(text: str) -> bool:
     return "{{" in text or "{%" in text
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _preview(keys: list[str], limit: int = 10) -> str:
     shown = ", ".join(keys[:limit])
     return shown + (f", ... ({len(keys)} keys)" if len(keys) > limit else "")
@@ -86,7 +90,7 @@ class KrayEnvironment(ImmutableSandboxedEnvironment):
     """
 
     code_generator_class = PebbleCodeGenerator
-    intercepted_binops = frozenset({"*", "**"})
+    intercepted_binops = frozenset({"*", "**", "/", "%", "+", "-"})
 
     def __init__(self, engine: TemplateEngine):
         super().__init__(undefined=KrayUndefined, autoescape=False, keep_trailing_newline=True,
@@ -200,6 +204,25 @@ class KrayEnvironment(ImmutableSandboxedEnvironment):
         return self.undefined(hint=hint, obj=obj, name=name)
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        """Pebble's arithmetic (Java's): integer ``/`` truncates, ``%`` keeps the dividend's
+        sign, ``+`` with a string concatenates, ``+``/``-`` on a list add/remove items. Also
+        refuses results too large to build (``'x' * 10**9``, ``10 ** 10**6``)."""
+        fail_if_undefined(left)
+        fail_if_undefined(right)
+        if operator in ("/", "%") and _is_int(left) and _is_int(right):
+            if right == 0:
+                raise TemplateError("division by zero")
+            quotient = abs(left) // abs(right) * (1 if (left < 0) == (right < 0) else -1)
+            return quotient if operator == "/" else left - right * quotient
+        if operator == "%" and isinstance(left, float | int) and isinstance(right, float | int):
+            return math.fmod(left, right)  # Java's remainder on doubles
+        if operator == "+" and (isinstance(left, str) or isinstance(right, str)):
+            return stringify(left) + stringify(right)
+        if operator in ("+", "-") and isinstance(left, list):
+            items = right if isinstance(right, (list, tuple)) else [right]
+            if operator == "+":
+                return [*left, *items]
+            return [x for x in left if x not in items]
         limit = self.engine.max_output_chars
         if operator == "*":
             seq, times = (left, right) if isinstance(right, int) else (right, left)

@@ -39,7 +39,8 @@ def _defined(*values: Any) -> None:
         fail_if_undefined(value)
 
 
-def _parse_json(value: Any) -> Any:
+def _parse_json(json_text: Any = None, **kwargs: Any) -> Any:
+    value = kwargs.pop("json", json_text)  # Kestra's argument name
     _defined(value)
     if value is None or not isinstance(value, (str, bytes)):
         return value
@@ -49,7 +50,8 @@ def _parse_json(value: Any) -> Any:
         raise TemplateError(f"json(): the value is not valid JSON ({exc})") from None
 
 
-def _parse_yaml(value: Any) -> Any:
+def _parse_yaml(yaml_text: Any = None, **kwargs: Any) -> Any:
+    value = kwargs.pop("yaml", yaml_text)  # Kestra's argument name
     _defined(value)
     if value is None or not isinstance(value, str):
         return value
@@ -79,15 +81,15 @@ def functions(engine: TemplateEngine) -> dict[str, Callable[..., Any]]:
         moment = engine.now().astimezone(dates.zone(timeZone, engine.timezone))
         return dates.format_datetime(moment, format) if format else moment
 
-    def range_(start: int, end: int | None = None, step: int = 1) -> list[int]:
-        """Pebble's ``range(start, end, step)`` includes ``end``; ``range(n)`` is 0..n-1."""
-        _defined(start, end, step)
+    def range_(start: int, end: int | None = None, increment: int = 1) -> list[int]:
+        """Pebble's ``range(start, end, increment)`` includes ``end``; ``range(n)`` is 0..n-1."""
+        _defined(start, end, increment)
         if end is None:
             start, end = 0, int(start) - 1
-        if not step:
-            raise TemplateError("range() step cannot be 0")
-        stop = int(end) + (1 if step > 0 else -1)
-        return engine.bounded_range(int(start), stop, int(step))
+        if not increment:
+            raise TemplateError("range() increment cannot be 0")
+        stop = int(end) + (1 if increment > 0 else -1)
+        return engine.bounded_range(int(start), stop, int(increment))
 
     def random_int(lower: int, upper: int) -> int:
         _defined(lower, upper)
@@ -98,13 +100,13 @@ def functions(engine: TemplateEngine) -> dict[str, Callable[..., Any]]:
         return random.randrange(int(lower), int(upper))
 
     @pass_context
-    def render(context: Context, template: Any, recursive: bool = True) -> Any:
+    def render(context: Context, toRender: Any, recursive: bool = True) -> Any:
         """Render a string again against the current variables (``render(vars.x)``)."""
-        _defined(template)
-        if not isinstance(template, str):
-            return template
+        _defined(toRender, recursive)
+        if not isinstance(toRender, str):
+            return toRender
         variables = context.get_all()
-        text = template
+        text = toRender
         for _ in range(MAX_RENDER_PASSES):
             out = engine.render_nested(text, variables)
             if not recursive or out == text:
@@ -113,12 +115,12 @@ def functions(engine: TemplateEngine) -> dict[str, Callable[..., Any]]:
         raise TemplateError(f"render(): the value still changes after {MAX_RENDER_PASSES} passes")
 
     @pass_context
-    def render_once(context: Context, template: Any) -> Any:
-        return render(context, template, recursive=False)
+    def render_once(context: Context, toRender: Any) -> Any:
+        return render(context, toRender, recursive=False)
 
-    def secret(name: Any) -> str:
-        _defined(name)
-        return _service("secret", "secret")(str(name))  # type: ignore[no-any-return]
+    def secret(key: Any) -> str:
+        _defined(key)
+        return _service("secret", "secret")(str(key))  # type: ignore[no-any-return]
 
     def kv(key: Any, namespace: Any = None, errorOnMissing: bool = True) -> Any:
         _defined(key, namespace, errorOnMissing)

@@ -6,7 +6,8 @@ Prints rows/s for batches of 1, 50 and 500 execution upserts (each execution wit
 runs, about 40 KB of JSON) and for 5,000 logs in one batch. ``--compare`` also times the other
 ways of getting a batch of rows into DuckDB with bound values (executemany, one INSERT with a
 VALUES list, unnest of list parameters, an appender) on the logs table, which is how the
-appender was chosen.
+appender was chosen, and INSERT ... ON CONFLICT DO UPDATE against delete + append for the
+execution upsert.
 """
 
 from __future__ import annotations
@@ -118,6 +119,45 @@ def compare_strategies(folder: Path) -> None:
     con.close()
 
 
+def compare_upserts(folder: Path) -> None:
+    """INSERT ... ON CONFLICT DO UPDATE against delete + append, 500 documents a batch, on
+    the real executions table (primary key and UNIQUE trigger_key)."""
+    import duckdb
+
+    from kray.storage.migrations import migrate
+    from kray.storage.repository import _execution_row
+
+    now = datetime.now(UTC)
+    rows = [_execution_row(make_execution(now)) for _ in range(500)]
+    columns = ("namespace", "flow_id", "flow_revision", "state", "start_date", "end_date",
+               "labels", "parent_id", "original_id", "data")
+    on_conflict = ("INSERT INTO executions SELECT * FROM stage ON CONFLICT (id) DO UPDATE SET "
+                   + ", ".join(f"{c} = excluded.{c}" for c in columns)
+                   + ", trigger_key = coalesce(excluded.trigger_key, executions.trigger_key)")
+    for name in ("on conflict", "delete + append"):
+        con = duckdb.connect(str(folder / f"upsert-{name[0]}.duckdb"))
+        con.execute("SET TimeZone = 'UTC'")
+        migrate(con)
+        con.execute("CREATE TEMP TABLE stage AS SELECT * FROM executions LIMIT 0")
+
+        def batch(i: int, con: Any = con, name: str = name) -> None:
+            con.execute("BEGIN TRANSACTION")
+            table = "stage" if name == "on conflict" else "executions"
+            if name != "on conflict":
+                con.execute("DELETE FROM executions WHERE list_contains(?, id)",
+                            [[r[0] for r in rows]])
+            app = con.appender(table)
+            app.append_rows(rows)
+            app.flush()
+            if name == "on conflict":
+                con.execute(on_conflict)
+                con.execute("DELETE FROM stage")
+            con.execute("COMMIT")
+
+        timed(f"{name}: 500 execution upserts", 500, 6, batch)
+        con.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--compare", action="store_true", help="also time insert strategies")
@@ -127,6 +167,8 @@ def main() -> None:
         if args.compare:
             print()
             compare_strategies(Path(tmp))
+            print()
+            compare_upserts(Path(tmp))
 
 
 if __name__ == "__main__":

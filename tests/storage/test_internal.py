@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import os
 import pickle
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -271,3 +273,27 @@ def test_failed_flush_installs_nothing(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.undo()
     assert storage.read("d/file.txt") == b"old"
     assert os.listdir(tmp_path / "root" / "d") == ["file.txt"]
+
+
+@pytest.mark.parametrize("storage", ["local", "s3"], indirect=True)  # memory is per process
+def test_unpickled_in_another_process(storage: InternalStorage) -> None:
+    """What a Ray worker does: receive the pickled storage and use it in a fresh process."""
+    storage.put("shared/in.txt", b"from the executor")
+    script = ("import pickle, sys; s = pickle.loads(sys.stdin.buffer.read()); "
+              "s.put('shared/out.txt', s.read('shared/in.txt').upper())")
+    subprocess.run([sys.executable, "-c", script], input=pickle.dumps(storage), check=True,
+                   timeout=60)
+    assert storage.read("shared/out.txt") == b"FROM THE EXECUTOR"
+
+
+def test_duckdb_reads_the_backend_url(tmp_path: Path) -> None:
+    import duckdb
+
+    storage = InternalStorage(str(tmp_path / "root"))
+    uri = storage.put("ns/flow/data.csv", b"a,b\n1,2\n3,4\n")
+    con = duckdb.connect()
+    try:
+        assert con.execute("SELECT sum(a + b) FROM read_csv(?)",
+                           [storage.url(uri)]).fetchone() == (10,)
+    finally:
+        con.close()

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -383,3 +385,24 @@ def test_bad_execution_document_is_rejected(repo: Repository, make_execution: An
     with pytest.raises(RepositoryError, match="nothing written"):
         repo.write_batch([make_execution("e1", outputs={"x": object()})])
     assert repo.get_execution("e1") is None
+
+
+def test_a_second_process_cannot_open_the_repository(tmp_path: Path) -> None:
+    path = tmp_path / "owned.duckdb"
+    Repository(path).close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1]); "
+         "print('ready', flush=True); sys.stdin.read()", str(path)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == b"ready\n"
+        with pytest.raises(RepositoryError, match="cannot open the repository"):
+            Repository(path)
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(timeout=30)
+        if holder.stdout is not None:
+            holder.stdout.close()
+    with Repository(path) as repo:  # free again once the owner is gone
+        assert repo.load_executions() == []

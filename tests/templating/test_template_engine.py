@@ -184,8 +184,8 @@ def test_check_accepts_valid_templates_without_rendering(engine):
 
 def test_runtime_errors_carry_the_line_of_multi_line_templates(engine, variables):
     with pytest.raises(TemplateError) as info:
-        engine.render("first\n\n{{ inputs.name + 1 }}", variables)
-    assert "(line 3: {{ inputs.name + 1 }})" in str(info.value)
+        engine.render("first\n\n{{ inputs.map + 1 }}", variables)
+    assert "(line 3: {{ inputs.map + 1 }})" in str(info.value)
 
 
 @pytest.mark.parametrize("template", [
@@ -309,6 +309,8 @@ def test_render_function_renders_variables_again(engine, variables):
     assert engine.render("{{ render(vars.nested) }}", variables) == "Hello World!"
     assert engine.render("{{ renderOnce(vars.nested) }}", variables) == "Hello {{ inputs.name }}!"
     assert engine.evaluate("{{ render(7) }}", variables) == 7
+    assert engine.render("{{ render(toRender=vars.greeting, recursive=false) }}",
+                         variables) == "Hello World"
     services = RecordingServices()
     assert engine.render("{{ render(v) }}", {"v": "{{ secret('A') }}"}, services) == "s3cr3t"
 
@@ -341,3 +343,22 @@ def test_now_uses_the_clock_and_time_zones(variables):
     assert engine.render("{{ now(timeZone='UTC') }}", variables) == "2024-07-01T12:00:00Z"
     assert engine.render("{{ now(format='yyyy/MM/dd HH') }}", variables) == "2024/07/01 14"
     assert engine.render("{{ now() | date('HH:mm') }}", variables) == "14:00"
+
+
+def test_concurrent_renders_keep_their_own_services(engine):
+    from concurrent.futures import ThreadPoolExecutor
+
+    class Own:
+        def __init__(self, n: int) -> None:
+            self.n = n
+
+        def secret(self, name: str) -> str:
+            return f"{name}-{self.n}"
+
+    def work(n: int) -> str:
+        return engine.render("{% for i in range(1, 50) %}{% endfor %}{{ secret('k') }}",
+                             {}, Own(n))  # type: ignore[arg-type]
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(work, range(64)))
+    assert results == [f"k-{n}" for n in range(64)]

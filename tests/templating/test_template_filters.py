@@ -22,6 +22,7 @@ from kray.errors import TemplateError
     ("{{ fromJson('[1, {\"b\": true}]')[1].b }}", "true"),
     ("{{ toJson({'a': [1]}) }}", '{"a":[1]}'),
     ("{{ yaml('a: 1\\nb: [x, y]').b[1] }}", "y"),
+    ("{{ json(json='[7]')[0] }}|{{ yaml(yaml='k: v').k }}", "7|v"),
     ("{{ {'a': [1, 2]} | toYaml }}", "a:\n- 1\n- 2\n"),
     # maps and lists
     ("{{ inputs.map | keys }}", '["a","b"]'),
