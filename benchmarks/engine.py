@@ -80,7 +80,7 @@ def main() -> None:
     ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, namespace="kray",
              log_to_driver=False, logging_level="ERROR")
     data = Path(tempfile.mkdtemp(prefix="kray-bench-"))
-    executor = executor_actor(ExecutorConfig(data_dir=str(data)))
+    executor = executor_actor(ExecutorConfig(data_dir=str(data), flush_interval=float(__import__("os").environ.get("KRAY_FLUSH", "0.02"))))
     ray.get(executor.ping.remote())
 
     @ray.remote

@@ -16,6 +16,7 @@ import logging
 import os
 import secrets as pysecrets
 import string
+import time
 from collections import OrderedDict, defaultdict, deque
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -138,6 +139,8 @@ class ExecutorService:
         self.flush_task: asyncio.Task | None = None
         self.started: asyncio.Future | None = None
         self.worker_config: WorkerConfig | None = None
+        self.config_ref: Any = None
+        self.flush_cost = 0.0  # seconds the last group commit took
 
     # ------------------------------------------------------------------ lifecycle
     async def _ensure_started(self) -> None:
@@ -163,6 +166,14 @@ class ExecutorService:
                                               self.config.storage_options,
                                               self.config.secrets_file, handle)
         return self.worker_config
+
+    def _config_ref(self) -> Any:
+        """The worker config, put in the object store once: serialising its actor handle on
+        every submission costs more than the task itself."""
+        if self.config_ref is None:
+            import ray
+            self.config_ref = ray.put(self._worker_config())
+        return self.config_ref
 
     async def ping(self) -> dict:
         await self._ensure_started()
@@ -449,12 +460,15 @@ class ExecutorService:
         task = plan.tasks[c.task_id]
         spec = TaskSpec(ex.id, ex.namespace, ex.flow_id, task, c.task_run_id, c.attempt,
                         c.variables, self._secret_inputs(plan, ex))
-        config = self._worker_config()
         if c.group is not None:
             actor = self.groups.get(c.group) or self._open_group(c.group)
             ref = actor.run.remote(spec)
         else:
-            ref = _remote_run_task().options(**_options(plan, task)).remote(config, spec)
+            options = _options(plan, task)
+            remote = _remote_run_task()
+            if options:
+                remote = remote.options(**options)
+            ref = remote.remote(self._config_ref(), spec)
         self.inflight[(c.task_run_id, c.attempt)] = ref
         asyncio.ensure_future(self._await_result(ex.id, c.task_run_id, c.attempt, ref))
 
@@ -585,7 +599,9 @@ class ExecutorService:
             event.set()
 
     async def _flush_later(self) -> None:
-        await asyncio.sleep(self.config.flush_interval)
+        # Adaptive: never spend more than about a fifth of the time committing, however big
+        # the executions being written are.
+        await asyncio.sleep(max(self.config.flush_interval, 4 * self.flush_cost))
         await self._flush()
 
     async def _flush(self) -> None:
@@ -593,10 +609,12 @@ class ExecutorService:
         async with self.db_lock:
             if not (self.dirty or self.pending_logs or self.pending_metrics):
                 return
+            started = time.perf_counter()
             docs = [ex.to_dict() for ex in self.dirty.values()]
             logs, metrics = self.pending_logs, self.pending_metrics
             self.dirty, self.pending_logs, self.pending_metrics = {}, [], []
             await asyncio.to_thread(self.repo.write_batch, docs, logs, metrics)
+            self.flush_cost = time.perf_counter() - started
 
 
 def _state_of(doc: dict) -> State:

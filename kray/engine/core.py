@@ -195,7 +195,9 @@ class _Decider:
         ex.metadata.pop("final", None)
         ex.error = None
         ex.timers.clear()
+        ex.cache.clear()
         for run in ex.task_runs:
+            run.cache.clear()
             if run.state.current not in FAILURES:
                 continue
             run.state = run.state.to(State.RESTARTED, self.now)

@@ -74,6 +74,9 @@ class TaskRun:
     # Bookkeeping of the flowable that owns this run (ForEach values, If result...): persisted,
     # never shown as outputs.
     meta: dict[str, Any] = field(default_factory=dict)
+    # Derived, never persisted: which children already ended (terminal states never change
+    # but on restart, which clears it), so a walk skips them.
+    cache: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "executionId": self.execution_id, "taskId": self.task_id,
@@ -117,6 +120,7 @@ class Execution:
     _index: dict[str, TaskRun] = field(default_factory=dict, repr=False, compare=False)
 
     _by_key: dict[tuple, TaskRun] = field(default_factory=dict, repr=False, compare=False)
+    cache: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._index = {tr.id: tr for tr in self.task_runs}

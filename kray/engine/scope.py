@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from kray.engine import events as ev
-from kray.engine.execution import Attempt, Execution, TaskRun, task_run_id
+from kray.engine.execution import Attempt, Execution, TaskRun, task_run_id, value_key
 from kray.engine.plan import Plan
 from kray.engine.state import FAILURES, State, StateValue, merge_child_states
 from kray.errors import KrayError
@@ -232,10 +232,13 @@ class Scope:
             self.end(run, task, state, run.error)
 
     def run_one(self, task: Task, parent: TaskRun | None, value: Any = INHERIT,
-                iteration: Any = INHERIT, *, start: bool = True) -> State | None:
+                iteration: Any = INHERIT, *, start: bool = True,
+                run: TaskRun | None | Any = INHERIT) -> State | None:
         """The state of ``task``'s run under ``parent``: created if ``start``, advanced if it is
-        a running flowable. None while it (or nothing yet) runs."""
-        run = self.find(task, parent, value, iteration)
+        a running flowable. None while it (or nothing yet) runs. ``run``: the run, when the
+        caller already looked it up."""
+        if run is INHERIT:
+            run = self.find(task, parent, value, iteration)
         if run is None:
             if not start:
                 return None
@@ -250,18 +253,24 @@ class Scope:
         the first failure). Returns the merged terminal state, or None while running."""
         states: list[State] = []
         active = 0
-        for task in tasks:
-            if task.disabled:
-                continue
-            started = self.find(task, parent, value, iteration) is not None
-            if not started and limit and active >= limit:
-                return None
-            state = self.run_one(task, parent, value, iteration)
+        holder = parent if parent is not None else self.execution
+        settled = holder.cache.setdefault(
+            ("list", id(tasks), value_key(value), iteration), {})
+        for index, task in enumerate(tasks):
+            state = settled.get(index)
+            if state is None:
+                if task.disabled:
+                    continue
+                run = self.find(task, parent, value, iteration)
+                if run is None and limit and active >= limit:
+                    return None
+                state = self.run_one(task, parent, value, iteration, run=run)
             if state is None:
                 active += 1
                 if limit == 1:
                     return None
             else:
+                settled[index] = state
                 states.append(state)
                 if limit == 1 and state in FAILURES:
                     return state

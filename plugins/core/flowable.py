@@ -174,7 +174,11 @@ class ForEach(FlowableTask):
         if first is None:
             return State.SUCCESS
         limit, active, states, waiting = self._limit(), 0, [], False
-        for value in run.meta["values"]:
+        settled = run.cache.setdefault("settled", {})  # value index -> terminal state
+        for index, value in enumerate(run.meta["values"]):
+            if index in settled:
+                states.append(settled[index])
+                continue
             if scope.find(first, run, value) is None:
                 if any(s in FAILURES for s in states):
                     break  # fail fast: no new value starts after one failed
@@ -185,6 +189,7 @@ class ForEach(FlowableTask):
             if state is None:
                 active += 1
             else:
+                settled[index] = state
                 states.append(state)
         if active or waiting:
             return None
