@@ -40,7 +40,7 @@ log = logging.getLogger("kray.executor")
 EXECUTOR_NAME = "kray-executor"
 NAMESPACE = "kray"
 _ALPHABET = string.ascii_letters + string.digits
-FOLLOW_COALESCE = 0.05  # seconds
+FOLLOW_COALESCE = 0.1  # seconds
 
 
 def new_id() -> str:
@@ -125,6 +125,7 @@ class ExecutorService:
         self.live: dict[str, Execution] = {}
         self.recent: OrderedDict[str, Execution] = OrderedDict()
         self.versions: dict[str, int] = defaultdict(int)
+        self.docs: dict[str, tuple[int, dict]] = {}
         self.changed: dict[str, asyncio.Event] = {}
         self.logs: dict[str, list[dict]] = defaultdict(list)
         self.inflight: dict[tuple[str, int], Any] = {}
@@ -343,13 +344,13 @@ class ExecutorService:
             try:
                 await asyncio.wait_for(event.wait(), timeout)
                 # Let a burst of changes land before answering: followers get at most
-                # ~20 snapshots a second, whatever the execution's pace.
+                # ~10 snapshots a second, whatever the execution's pace.
                 await asyncio.sleep(FOLLOW_COALESCE)
             except asyncio.TimeoutError:
                 pass
             current = self.versions[execution_id]
         logs = self.logs[execution_id]
-        return {"execution": ex.to_dict() if current != version else None, "version": current,
+        return {"execution": self._doc(ex) if current != version else None, "version": current,
                 "logs": logs[log_cursor:], "logCursor": len(logs),
                 "done": ex.state.current.terminal}
 
@@ -583,6 +584,7 @@ class ExecutorService:
             old, _ = self.recent.popitem(last=False)
             self.logs.pop(old, None)
             self.versions.pop(old, None)
+            self.docs.pop(old, None)
             self.changed.pop(old, None)
 
     # ------------------------------------------------------------------ persistence
@@ -591,6 +593,14 @@ class ExecutorService:
         self._notify(ex)
         if self.flush_task is None or self.flush_task.done():
             self.flush_task = asyncio.ensure_future(self._flush_later())
+
+    def _doc(self, ex: Execution) -> dict:
+        """``ex.to_dict()``, built once per version and shared by followers and the commit."""
+        version = self.versions[ex.id]
+        cached = self.docs.get(ex.id)
+        if cached is None or cached[0] != version:
+            cached = self.docs[ex.id] = (version, ex.to_dict())
+        return cached[1]
 
     def _notify(self, ex: Execution) -> None:
         self.versions[ex.id] += 1
@@ -610,7 +620,7 @@ class ExecutorService:
             if not (self.dirty or self.pending_logs or self.pending_metrics):
                 return
             started = time.perf_counter()
-            docs = [ex.to_dict() for ex in self.dirty.values()]
+            docs = [self._doc(ex) for ex in self.dirty.values()]
             logs, metrics = self.pending_logs, self.pending_metrics
             self.dirty, self.pending_logs, self.pending_metrics = {}, [], []
             await asyncio.to_thread(self.repo.write_batch, docs, logs, metrics)
