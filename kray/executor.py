@@ -33,6 +33,8 @@ from kray.engine.state import State
 from kray.errors import ExecutionNotFound, FlowNotFound, FlowValidationError, KrayError
 from kray.flow.model import Flow
 from kray.task import FlowableTask, Task
+from kray.executor_queries import QueriesMixin
+from kray.scheduler import SchedulerMixin
 from kray.worker import GroupWorker, TaskSpec, WorkerConfig, result_path, run_task
 
 log = logging.getLogger("kray.executor")
@@ -102,7 +104,7 @@ def parse_memory(value: int | str) -> int:
     return int(float(number) * _UNITS[unit])
 
 
-class ExecutorService:
+class ExecutorService(QueriesMixin, SchedulerMixin):
     """The executor's logic; ``executor_actor()`` wraps it as a Ray actor."""
 
     def __init__(self, config: ExecutorConfig | dict):
@@ -150,6 +152,7 @@ class ExecutorService:
             self.db_lock = asyncio.Lock()
             try:
                 await self._recover()
+                await self._start_triggers()
                 self.started.set_result(True)
             except BaseException as e:
                 self.started.set_exception(e)
@@ -260,6 +263,7 @@ class ExecutorService:
         async with self.db_lock:
             revision = await asyncio.to_thread(self.repo.save_flow, flow.namespace, flow.id,
                                                source)
+        self._flow_changed(flow.namespace, flow.id)
         return {"namespace": flow.namespace, "id": flow.id, "revision": revision}
 
     # ------------------------------------------------------------------ executions
@@ -573,6 +577,7 @@ class ExecutorService:
             if nxt is not None and nxt.state.current == State.QUEUED:
                 self.running[uid] += 1
                 self._apply(nxt, ev.Start())
+        self._trigger_on_end(ex)
         if ex.parent_task_run:
             parent = self.live.get(ex.parent_task_run["executionId"])
             if parent is not None:
