@@ -27,6 +27,9 @@ LIVE_LOG_EVERY = 0.25
 # shorter one after an executor crash costs less than writing every result (delivery is
 # at-least-once anyway).
 CHECKPOINT_AFTER = 1.0
+# Outputs travel inline with the result up to this size (JSON bytes); beyond it the largest
+# values spill to internal storage and become kray:// URIs (read them with `read()`).
+OUTPUT_INLINE_LIMIT = int(os.environ.get("KRAY_OUTPUT_INLINE_LIMIT", 256 * 1024))
 
 
 @dataclass
@@ -157,8 +160,8 @@ def run_task(config: WorkerConfig, spec: TaskSpec, working_dir: str | None = Non
     finally:
         live.close()
         ctx.close()
-    result.update(state=outcome.state.value, outputs=outcome.outputs, error=outcome.error,
-                  effects=ctx.effects, metrics=ctx.metrics)
+    result.update(state=outcome.state.value, outputs=_spill(ctx, outcome.outputs),
+                  error=outcome.error, effects=ctx.effects, metrics=ctx.metrics)
     result["logs"] = logger.drain()
     result["duration"] = time.time() - started
     if result["duration"] < CHECKPOINT_AFTER:
@@ -170,6 +173,25 @@ def run_task(config: WorkerConfig, spec: TaskSpec, working_dir: str | None = Non
         result["logs"].append({"timestamp": None, "level": "WARN",
                                "message": f"could not checkpoint result: {e}"})
     return result
+
+
+def _spill(ctx: Any, outputs: dict[str, Any]) -> dict[str, Any]:
+    """Keep the execution context small: oversized output values go to storage."""
+    sizes = {k: len(json.dumps(v, default=str)) for k, v in outputs.items()}
+    if sum(sizes.values()) <= OUTPUT_INLINE_LIMIT:
+        return outputs
+    outputs = dict(outputs)
+    total = sum(sizes.values())
+    for key in sorted(sizes, key=sizes.get, reverse=True):
+        if total <= OUTPUT_INLINE_LIMIT:
+            break
+        data = json.dumps(outputs[key], default=str).encode()
+        uri = ctx.storage.put(ctx.storage_path(f"outputs/{key}.json"), data)
+        ctx.logger.warning(f"output '{key}' ({len(data)} bytes) is larger than the inline "
+                           f"limit and was stored at {uri}; read it with read()")
+        outputs[key] = uri
+        total -= sizes[key]
+    return outputs
 
 
 def _level(level: str | None) -> str:
