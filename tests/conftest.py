@@ -10,6 +10,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 # In CI, a test that would skip for a missing service fails instead.
 REQUIRE_SERVICES = os.environ.get("KRAY_REQUIRE_SERVICES") == "1"
+# Secrets every Ray worker of the session sees (workers inherit the environment at ray.init).
+SECRET_PLAIN = "s3cr3t-Value-42"
+SECRET_KESTRA = "kestra-style-secret"
 
 
 def skip_or_fail(reason: str) -> None:
@@ -21,8 +24,12 @@ def skip_or_fail(reason: str) -> None:
 @pytest.fixture(scope="session")
 def ray_session(tmp_path_factory: pytest.TempPathFactory):
     """One local Ray for the whole session, on loopback only."""
+    import base64
+
     import ray
 
+    os.environ["KRAY_SECRET_E2E_TOKEN"] = SECRET_PLAIN
+    os.environ["SECRET_E2E_B64"] = base64.b64encode(SECRET_KESTRA.encode()).decode()
     ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, namespace="kray",
              log_to_driver=False, logging_level="WARNING")
     yield ray

@@ -1,0 +1,7 @@
+"""Webhook and trigger routes (owned by the scheduler's author)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()
