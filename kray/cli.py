@@ -67,7 +67,8 @@ class Progress:
                 continue
             previous = self.seen.get(tr["id"])
             self.seen[tr["id"]] = state
-            label = tr["taskId"] + (f" [{tr['value']}]" if tr.get("value") is not None else "")
+            label = tr["taskId"] + (f" [{_short(tr['value'])}]" if tr.get("value") is not None
+                                    else "")
             if state in ("RUNNING", "CREATED") and previous is None:
                 self.console.print(f"[cyan]▶[/] {_esc(label)}")
             elif state in STYLES and state not in ("RUNNING", "CREATED"):
@@ -81,6 +82,11 @@ class Progress:
             text = f"  [dim]{_esc(line.get('taskId', ''))}[/] {line.get('level', 'INFO'):5} " \
                    f"{_esc(str(line.get('message', '')))}"
             self.console.print(f"[{style}]{text}[/]" if style else text)
+
+
+def _short(value: object, width: int = 40) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= width else "…" + text[-(width - 1):]
 
 
 def _esc(text: str) -> str:
