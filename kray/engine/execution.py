@@ -49,8 +49,10 @@ class Attempt:
     error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"state": self.state.current.value, "startDate": _iso(self.state.start),
-                "endDate": _iso(self.state.end), "histories": self.state.to_dict()["histories"],
+        hist = self.state.histories()
+        return {"state": self.state.current.value, "startDate": hist[0]["date"],
+                "endDate": hist[-1]["date"] if self.state.current.terminal else None,
+                "histories": hist,
                 "node": self.node, "error": self.error}
 
     @classmethod
@@ -79,11 +81,13 @@ class TaskRun:
     cache: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
+        hist = self.state.histories()
         return {"id": self.id, "executionId": self.execution_id, "taskId": self.task_id,
                 "parentTaskRunId": self.parent_task_run_id, "value": self.value,
                 "iteration": self.iteration, "state": self.state.current.value,
-                "startDate": _iso(self.state.start), "endDate": _iso(self.state.end),
-                "histories": self.state.to_dict()["histories"],
+                "startDate": hist[0]["date"],
+                "endDate": hist[-1]["date"] if self.state.current.terminal else None,
+                "histories": hist,
                 "attempts": [a.to_dict() for a in self.attempts], "outputs": self.outputs,
                 "error": self.error, "meta": self.meta}
 

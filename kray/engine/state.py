@@ -72,15 +72,19 @@ class StateValue:
 
     current: State
     history: tuple[tuple[State, datetime], ...] = field(default=())
+    # The history as JSON-ready dicts, extended by one entry per transition: serialising an
+    # execution of thousands of task runs must not re-format every timestamp every time.
+    _dicts: tuple[dict[str, str], ...] = field(default=(), repr=False, compare=False)
 
     @classmethod
     def new(cls, now: datetime, state: State = State.CREATED) -> StateValue:
-        return cls(state, ((state, now),))
+        return cls(state, ((state, now),), (_entry(state, now),))
 
     def to(self, state: State, now: datetime) -> StateValue:
         if state not in TRANSITIONS[self.current]:
             raise IllegalTransition(f"{self.current} -> {state} is not allowed")
-        return StateValue(state, self.history + ((state, now),))
+        return StateValue(state, self.history + ((state, now),),
+                          self._dicts + (_entry(state, now),))
 
     @property
     def start(self) -> datetime:
@@ -93,14 +97,23 @@ class StateValue:
     def first(self, state: State) -> datetime | None:
         return next((t for s, t in self.history if s == state), None)
 
+    def histories(self) -> list[dict[str, str]]:
+        if len(self._dicts) != len(self.history):
+            return [_entry(s, t) for s, t in self.history]
+        return list(self._dicts)
+
     def to_dict(self) -> dict[str, object]:
-        return {"current": self.current.value,
-                "histories": [{"state": s.value, "date": t.isoformat()} for s, t in self.history]}
+        return {"current": self.current.value, "histories": self.histories()}
 
     @classmethod
     def from_dict(cls, data: dict) -> StateValue:
-        hist = tuple((State(h["state"]), datetime.fromisoformat(h["date"])) for h in data["histories"])
-        return cls(State(data["current"]), hist)
+        hist = tuple((State(h["state"]), datetime.fromisoformat(h["date"]))
+                     for h in data["histories"])
+        return cls(State(data["current"]), hist, tuple(_entry(s, t) for s, t in hist))
+
+
+def _entry(state: State, when: datetime) -> dict[str, str]:
+    return {"state": state.value, "date": when.isoformat()}
 
 
 def merge_child_states(states: list[State]) -> State:
