@@ -89,3 +89,26 @@ def test_flow_validate(tmp_path: Path) -> None:
     proc = kray("flow", "validate", str(bad), "examples/hello.yaml")
     assert proc.returncode == 2
     assert f"{bad}:" in proc.stderr and "cycle" in proc.stderr.lower()
+
+
+def test_file_input_is_uploaded(tmp_path: Path, address: str) -> None:
+    data = tmp_path / "data.csv"
+    data.write_text("a,b\n1,2\n3,4\n")
+    flow = tmp_path / "file.yaml"
+    flow.write_text("""id: file_input
+namespace: cli
+inputs:
+  - id: data
+    type: FILE
+tasks:
+  - id: size
+    type: io.kestra.plugin.core.storage.Size
+    uri: "{{ inputs.data }}"
+""")
+    proc = kray("run", str(flow), "--input", f"data=@{data}", "--json", address=address)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["taskRuns"][0]["outputs"] == {"size": len(data.read_bytes())}
+    missing = kray("run", str(flow), "--input", f"data=@{tmp_path / 'nope.csv'}")
+    assert missing.returncode == 2
+    assert "inputs.data" in missing.stderr
