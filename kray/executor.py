@@ -285,7 +285,7 @@ class ExecutorService(QueriesMixin, SchedulerMixin):
                        labels: dict | None = None, execution_id: str | None = None,
                        revision: int | None = None, trigger: dict | None = None,
                        resolved: bool = False, parent: dict | None = None,
-                       metadata: dict | None = None) -> Execution:
+                       metadata: dict | None = None, seed: Any = None) -> Execution:
         plan = self._plan_for(namespace, flow_id, revision)
         flow = plan.flow
         if not resolved:
@@ -300,6 +300,8 @@ class ExecutorService(QueriesMixin, SchedulerMixin):
         ex = new_execution(plan, execution_id, inputs, now, labels=labels, trigger=trigger)
         ex.parent_task_run = parent
         ex.metadata.update(metadata or {})
+        if seed is not None:  # replay: parent ids and the task runs it keeps
+            seed(ex)
         if flow.disabled:
             state, ex.error = State.FAILED, "the flow is disabled"
         self.live[ex.id] = ex
@@ -481,7 +483,7 @@ class ExecutorService(QueriesMixin, SchedulerMixin):
         try:
             result = await ref
         except Exception as e:
-            result = {"state": "FAILED", "error": _ray_error(e)}
+            result = {"state": "FAILED", "error": _ray_error(e), "lost": _is_lost(e)}
         self.inflight.pop((run_id, attempt), None)
         self._on_result(execution_id, run_id, attempt, result)
 
@@ -499,7 +501,8 @@ class ExecutorService(QueriesMixin, SchedulerMixin):
                                          "timestamp": utcnow().isoformat(), **m})
         self._queue(ex, ev.TaskResult(run_id, attempt, State(result["state"]),
                                       result.get("outputs") or {}, result.get("error"),
-                                      result.get("effects") or {}, result.get("node")))
+                                      result.get("effects") or {}, result.get("node"),
+                                      bool(result.get("lost"))))
 
     def _queue(self, ex: Execution, event: ev.Event) -> None:
         """Results arriving in the same loop turn are decided together (one ``Batch``)."""
@@ -577,6 +580,7 @@ class ExecutorService(QueriesMixin, SchedulerMixin):
             if nxt is not None and nxt.state.current == State.QUEUED:
                 self.running[uid] += 1
                 self._apply(nxt, ev.Start())
+        self._on_execution_end(ex)
         self._trigger_on_end(ex)
         if ex.parent_task_run:
             parent = self.live.get(ex.parent_task_run["executionId"])
@@ -638,6 +642,16 @@ def _state_of(doc: dict) -> State:
 
 def _outputs_of(doc: dict) -> dict:
     return doc.get("outputs") or {}
+
+
+_LOST = {"WorkerCrashedError", "NodeDiedError", "ObjectLostError", "OwnerDiedError",
+         "LocalRayletDiedError", "ActorDiedError", "ActorUnavailableError", "RayActorError",
+         "ObjectFetchTimedOutError", "ObjectReconstructionFailedError"}
+
+
+def _is_lost(e: Exception) -> bool:
+    """A failure of the machinery (worker or node gone), not of the task."""
+    return any(cls.__name__ in _LOST for cls in type(e).__mro__)
 
 
 def _ray_error(e: Exception) -> str:

@@ -22,6 +22,9 @@ from kray.errors import KrayError
 from kray.task import FlowableTask, Retry, RetryBehavior, Task
 
 
+MAX_LOST_ATTEMPTS = 3  # attempts lost to a dead worker or node, retried whatever the policy
+
+
 def decide(plan: Plan, execution: Execution, event: ev.Event,
            now: datetime) -> tuple[Execution, list[ev.Command]]:
     commands: list[ev.Command] = []
@@ -93,6 +96,11 @@ class _Decider:
         if "exit" in event.effects:
             self.ex.metadata["exit"] = event.effects["exit"]
         task = self.task(run)
+        if event.lost and run.meta.get("lost", 0) < MAX_LOST_ATTEMPTS:
+            # Lost attempts are recorded but don't count against the task's own retry.
+            run.meta["lost"] = run.meta.get("lost", 0) + 1
+            self.scope.submit(run, task)
+            return
         if event.state == State.FAILED:
             self.fail_attempt(run, task, event.error)
             return

@@ -28,6 +28,7 @@ class TaskResult:
     error: str | None = None
     effects: dict[str, Any] = field(default_factory=dict)  # labels, exit
     node: str | None = None
+    lost: bool = False  # the worker or its node died: not the task's fault
 
 
 @dataclass(frozen=True)

@@ -255,3 +255,19 @@ def test_illegal_transitions_raise() -> None:
     skipped = value.to(State.SKIPPED, T0)
     with pytest.raises(IllegalTransition):
         skipped.to(State.RESTARTED, T0)
+
+
+def test_lost_attempts_are_recorded_and_run_again() -> None:
+    s = Stepper(CHAIN)
+    cmd = only(s.send(ev.Start()), ev.SubmitTask)
+    for attempt in (2, 3, 4):  # up to three lost attempts run again, whatever the policy
+        cmd = only(s.send(ev.TaskResult(cmd.task_run_id, cmd.attempt, State.FAILED, {},
+                                        "the worker was lost (NodeDiedError)", lost=True)),
+                   ev.SubmitTask)
+        assert cmd.attempt == attempt
+    assert s.run("a").attempts[0].state.current == State.FAILED
+    assert "lost" in s.run("a").attempts[0].error
+    commands = s.send(ev.TaskResult(cmd.task_run_id, cmd.attempt, State.FAILED, {}, "lost",
+                                    lost=True))
+    assert only(commands, ev.ExecutionEnded).state == State.FAILED
+    assert len(s.run("a").attempts) == 4
