@@ -199,7 +199,8 @@ class Scope:
         """Start the next attempt of a runnable task run."""
         attempt = len(run.attempts) + 1
         run.attempts.append(Attempt(StateValue.new(self.now, State.RUNNING)))
-        self.set_state(run, State.RUNNING)
+        if run.state.current != State.RUNNING:  # a lost attempt's run stays RUNNING
+            self.set_state(run, State.RUNNING)
         self.commands.append(ev.SubmitTask(run.id, attempt, task.id,
                                            self.variables(run, task, all_outputs=False),
                                            self.group_of(run)))
