@@ -193,5 +193,13 @@ def validate(paths: tuple[str, ...]) -> None:
     _console().print(f"[green]{count} flow(s) valid[/]")
 
 
+from kray.server import server  # noqa: E402  (``kray server local|start|token``)
+
+main.add_command(server)
+
+from kray.plugins_cli import plugins  # noqa: E402  (``kray plugins list|schema``)
+main.add_command(plugins)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -355,7 +355,10 @@ def _read_config(path: Path) -> _File:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError([Issue(f"cannot read the configuration: {e}", "", str(path))]) from e
-    loaded = load_yaml(text, str(path))
+    try:
+        loaded = load_yaml(text, str(path))
+    except FlowValidationError as e:
+        raise ConfigError(e.issues) from None
     if loaded.issues:
         raise ConfigError(loaded.issues)
     try:

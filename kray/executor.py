@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from kray.cluster import ClusterHooks
 from kray.engine import events as ev
 from kray.engine.core import decide, new_execution
 from kray.engine.execution import Execution, TaskRun
@@ -144,6 +145,7 @@ class ExecutorService(QueriesMixin, SchedulerMixin):
         self.worker_config: WorkerConfig | None = None
         self.config_ref: Any = None
         self.flush_cost = 0.0  # seconds the last group commit took
+        self.cluster = ClusterHooks()  # feasibility, capacity requests, Ray task ids
 
     # ------------------------------------------------------------------ lifecycle
     async def _ensure_started(self) -> None:
@@ -178,6 +180,10 @@ class ExecutorService(QueriesMixin, SchedulerMixin):
             import ray
             self.config_ref = ray.put(self._worker_config())
         return self.config_ref
+
+    async def cluster_info(self) -> dict:
+        """Node types, the autoscaler request in force and the Ray dashboard's URL."""
+        return self.cluster.info()
 
     async def ping(self) -> dict:
         await self._ensure_started()
@@ -467,16 +473,25 @@ class ExecutorService(QueriesMixin, SchedulerMixin):
         task = plan.tasks[c.task_id]
         spec = TaskSpec(ex.id, ex.namespace, ex.flow_id, task, c.task_run_id, c.attempt,
                         c.variables, self._secret_inputs(plan, ex))
+        options = None
         if c.group is not None:
             actor = self.groups.get(c.group) or self._open_group(c.group)
             ref = actor.run.remote(spec)
         else:
             options = _options(plan, task)
+            problem = self.cluster.check(options)  # a task no node can ever hold fails now
+            if problem is not None:
+                failed = {"state": "FAILED", "error": problem}
+                asyncio.get_running_loop().call_soon(self._on_result, ex.id, c.task_run_id,
+                                                     c.attempt, failed)
+                return
             remote = _remote_run_task()
             if options:
                 remote = remote.options(**options)
             ref = remote.remote(self._config_ref(), spec)
         self.inflight[(c.task_run_id, c.attempt)] = ref
+        self.cluster.submitted(ex.get(c.task_run_id), c.attempt, ref, (c.task_run_id, c.attempt),
+                               ex.id, options)
         asyncio.ensure_future(self._await_result(ex.id, c.task_run_id, c.attempt, ref))
 
     async def _await_result(self, execution_id: str, run_id: str, attempt: int, ref: Any) -> None:
@@ -485,6 +500,7 @@ class ExecutorService(QueriesMixin, SchedulerMixin):
         except Exception as e:
             result = {"state": "FAILED", "error": _ray_error(e), "lost": _is_lost(e)}
         self.inflight.pop((run_id, attempt), None)
+        self.cluster.settled((run_id, attempt))
         self._on_result(execution_id, run_id, attempt, result)
 
     def _on_result(self, execution_id: str, run_id: str, attempt: int, result: dict) -> None:

@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterable
 from importlib.metadata import entry_points
 from typing import Any, ClassVar
 
+from pydantic import BaseModel
+
 from kray.errors import DuplicatePlugin, PluginNotFound
 from kray.task import Task
 
@@ -35,6 +37,11 @@ KNOWN_TRIGGER_TYPES: frozenset[str] = frozenset({
     "io.kestra.core.models.triggers.types.Flow",
     "io.kestra.core.models.triggers.types.Webhook",
 })
+
+
+def _builtin_trigger_models() -> dict[str, type[BaseModel]]:
+    from kray.triggers.models import builtin_trigger_models
+    return builtin_trigger_models()
 
 
 def closest_names(name: str, candidates: Iterable[str], limit: int = 3,
@@ -84,6 +91,7 @@ class PluginRegistry:
         self._by_name: dict[str, type[Task]] = {}
         self._canonical: dict[str, type[Task]] = {}
         self._trigger_types: set[str] = set(KNOWN_TRIGGER_TYPES)
+        self._trigger_models: dict[str, type[BaseModel]] = _builtin_trigger_models()
         self._loaded_entry_points: set[str] = set()
 
     # -- tasks ---------------------------------------------------------------------------------
@@ -133,9 +141,16 @@ class PluginRegistry:
 
     # -- triggers ------------------------------------------------------------------------------
 
-    def register_trigger_type(self, name: str) -> None:
-        """Make ``name`` a valid trigger ``type`` in flows validated with this registry."""
+    def register_trigger_type(self, name: str, model: type[BaseModel] | None = None) -> None:
+        """Make ``name`` a valid trigger ``type`` in flows validated with this registry; with
+        ``model``, each trigger of this type is validated by it (every property, located)."""
         self._trigger_types.add(name)
+        if model is not None:
+            self._trigger_models[name] = model
+
+    def trigger_model(self, name: str) -> type[BaseModel] | None:
+        """The model that validates triggers of type ``name``, if one was registered."""
+        return self._trigger_models.get(name)
 
     def is_trigger_type(self, name: str) -> bool:
         return name in self._trigger_types

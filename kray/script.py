@@ -49,8 +49,12 @@ def outputs(values: Mapping[str, Any]) -> None:
 
 def metric(name: str, value: float, type: str = "counter", **tags: Any) -> None:
     """Record a metric of the task run; ``tags`` are stringified."""
+    _metric(name, value, type, tags)
+
+
+def _metric(name: str, value: float, type: str, tags: Mapping[str, Any] | None) -> None:
     send({"metrics": [{"name": name, "type": type, "value": value,
-                       "tags": {k: str(v) for k, v in tags.items()}}]})
+                       "tags": {str(k): str(v) for k, v in (tags or {}).items()}}]})
 
 
 def counter(name: str, value: float, **tags: Any) -> None:
@@ -65,11 +69,15 @@ def gauge(name: str, value: float, **tags: Any) -> None:
 
 def timer(name: str, seconds: float | Callable[[], Any], **tags: Any) -> None:
     """Record a duration in seconds; given a callable, call it and record how long it took."""
-    if callable(seconds):
+    _metric(name, _seconds(seconds), "timer", tags)
+
+
+def _seconds(duration: float | Callable[[], Any]) -> float:
+    if callable(duration):
         start = time.perf_counter()
-        seconds()
-        seconds = time.perf_counter() - start
-    metric(name, float(seconds), "timer", **tags)
+        duration()
+        return time.perf_counter() - start
+    return float(duration)
 
 
 def log(message: Any, level: str = "INFO") -> None:
@@ -96,12 +104,12 @@ class Kestra:
 
     @staticmethod
     def counter(key: str, value: float, tags: Mapping[str, Any] | None = None) -> None:
-        metric(key, value, "counter", **dict(tags or {}))
+        _metric(key, value, "counter", tags)
 
     @staticmethod
     def timer(key: str, duration: float | Callable[[], Any],
               tags: Mapping[str, Any] | None = None) -> None:
-        timer(key, duration, **dict(tags or {}))
+        _metric(key, _seconds(duration), "timer", tags)
 
     @staticmethod
     def logger(name: str = "kray.script") -> logging.Logger:

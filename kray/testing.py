@@ -14,19 +14,20 @@ a real KV store (a DuckDB file) and the real template engine, all under one fold
         assert result.messages == ["Hello World"]
 
 No Ray, no executor: flowable tasks and execution-level behaviour (retries, ``allowFailure``,
-timeouts) are out of scope here.
+timeouts) are out of scope for a ``TaskRunner``; ``run_flow`` runs a whole flow in-process.
 """
 
 from __future__ import annotations
 
+import atexit
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self, Union
 
 from kray.logs import TaskLogger
 from kray.registry import PluginRegistry
@@ -38,7 +39,11 @@ from kray.storage.secrets import Masker, SecretStore
 from kray.task import RunnableTask
 from kray.templating import TemplateEngine
 
-__all__ = ["TaskResult", "TaskRunner"]
+if TYPE_CHECKING:
+    from kray.engine.execution import Execution
+    from kray.flow.model import Flow
+
+__all__ = ["TaskResult", "TaskRunner", "run_flow"]
 
 
 @dataclass
@@ -171,5 +176,43 @@ class TaskRunner:
 
 
 # --- Flows ----------------------------------------------------------------------------------
-# ``run_flow`` (run a whole flow to completion in tests) belongs here; it is added together
-# with the executor.
+
+FlowSource = Union["Flow", str, Path]
+
+
+def _load(source: FlowSource, registry: PluginRegistry | None) -> Flow:
+    from kray.flow.model import Flow
+    from kray.flow.parse import load_flow, parse_flow
+
+    if isinstance(source, Flow):
+        return source
+    if isinstance(source, Path):
+        return load_flow(source, registry=registry)
+    return parse_flow(source, registry=registry)
+
+
+def run_flow(flow: FlowSource, inputs: Mapping[str, Any] | None = None, *,
+             flows: Iterable[FlowSource] = (), base_dir: Path | None = None,
+             labels: Mapping[str, str] | None = None,
+             registry: PluginRegistry | None = None) -> Execution:
+    """Run a whole flow to its end in this process and return the final ``Execution``.
+
+    ``flow`` and each of ``flows`` (the flows its ``Subflow``/``ForEachItem`` tasks start) is a
+    ``Flow``, YAML text (a ``str``) or a file (a ``Path``); they are validated first
+    (``FlowValidationError`` with every issue). ``inputs`` are checked against the flow's
+    input declarations (``InputValidationError``).
+
+    It is ``kray.inline.InlineRunner``: the real executor core and the real task code,
+    templating, storage and KV, without Ray, on a virtual clock (a ``Pause`` with a delay or a
+    retry interval costs no time). Storage and the DuckDB file live under ``base_dir``: pass
+    ``tmp_path`` to read the files the flow wrote (``InternalStorage(base_dir / "storage")``);
+    without it a temporary folder is used and removed when the process exits.
+    """
+    from kray.inline import InlineRunner
+
+    if base_dir is None:
+        base_dir = Path(tempfile.mkdtemp(prefix="kray-flow-"))
+        atexit.register(shutil.rmtree, base_dir, ignore_errors=True)
+    runner = InlineRunner(base_dir, flows=[_load(f, registry) for f in flows])
+    return runner.run(_load(flow, registry), dict(inputs or {}),
+                      labels=dict(labels) if labels else None)

@@ -69,6 +69,25 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (namespace, key)
     );
     """,
+    # 2: trigger state (kray.storage.triggers): a schedule's watermark, enabled or not, the
+    # last execution and error, and per-type progress (preconditions, backfill) as JSON
+    """
+    CREATE TABLE triggers (
+        namespace VARCHAR NOT NULL,
+        flow_id VARCHAR NOT NULL,
+        trigger_id VARCHAR NOT NULL,
+        type VARCHAR NOT NULL,
+        disabled BOOLEAN NOT NULL DEFAULT FALSE,
+        watermark TIMESTAMPTZ,
+        next_tick TIMESTAMPTZ,
+        last_execution_id VARCHAR,
+        last_fired TIMESTAMPTZ,
+        last_error VARCHAR,
+        data JSON,
+        updated TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (namespace, flow_id, trigger_id)
+    );
+    """,
 ]
 
 

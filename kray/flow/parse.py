@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import functools
 import logging
+from collections import Counter
 from collections.abc import Callable, Mapping
 from pathlib import Path as FsPath
 from typing import Any
@@ -116,6 +117,7 @@ class _Parser:
         self.pos = Positions()
         self.issues: list[Issue] = []
         self.task_ids: dict[str, Path] = {}
+        self.declared: Counter[str] = Counter()
         self.defaults: list[PluginDefault] = []
         self.check_template = template_checker()
 
@@ -148,7 +150,19 @@ class _Parser:
         except ValidationError as exc:
             self.pydantic(exc, (), Flow, data)
             return None
+        self._hidden_ids(flow)
         return flow
+
+    def _hidden_ids(self, flow: Flow) -> None:
+        """A flowable may add hidden children of its own (a ForEachItem adds ``<id>_split``,
+        ``<id>_items`` and ``<id>_merge``): no declared task may take one of their ids."""
+        counts = Counter(t.id for t in flow.all_tasks())
+        for task_id, n in counts.items():
+            if self.declared[task_id] and n > self.declared[task_id]:
+                self.add((*self.task_ids[task_id], "id"),
+                         f"task id '{task_id}' is also the id of a task that a flowable adds "
+                         "on its own (a ForEachItem 'x' adds 'x_split', 'x_items' and "
+                         "'x_merge'); choose another id", at_value=True)
 
     # -- tasks ---------------------------------------------------------------------------------
 
@@ -160,6 +174,7 @@ class _Parser:
         task_id = raw.get("id")
         if isinstance(task_id, str):
             first = self.task_ids.setdefault(task_id, path)
+            self.declared[task_id] += 1
             if first is not path:
                 line = (self.pos.value((*first, "id")) or ("?",))[0]
                 self.add((*path, "id"), f"duplicate task id '{task_id}' (first defined at "
@@ -323,6 +338,12 @@ class _Parser:
                 self.pydantic(exc, ("triggers", i), Trigger, item)
                 trigger = Trigger.model_construct(id=f"_{i}", type="")
             else:
+                model = self.registry.trigger_model(trigger.type)
+                if model is not None:  # the type's own properties (Schedule's cron, ...)
+                    try:
+                        model.model_validate(item)
+                    except ValidationError as exc:
+                        self.pydantic(exc, ("triggers", i), model, item)
                 if trigger.id in seen:
                     self.add(("triggers", i, "id"), f"duplicate trigger id '{trigger.id}'",
                              at_value=True)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-MODULES = ("flowable", "log", "outputs", "flow", "execution", "kv", "storage")
+MODULES = ("flowable", "log", "outputs", "flow", "execution", "kv", "storage", "items",
+           "namespace", "foreachitem")
 
 
 def register(registry: Any) -> None:

@@ -9,18 +9,19 @@ the URL's user info replaced.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
+from kray.plugins.http.guard import AddressPolicy, BlockedAddress, GuardedTransport
 from pydantic import Field, field_validator
 
 from kray.errors import TaskError
-from kray.plugins.http.guard import AddressPolicy, BlockedAddress, guarded_transport
 from kray.task import Model, RunnableTask
 
 if TYPE_CHECKING:
@@ -179,6 +180,8 @@ class HttpTask(RunnableTask):
             return None
         user, password = ctx.render_str(user), ctx.render_str(password)
         self._secret(ctx, password)
+        token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+        self._secret(ctx, token)  # what the Authorization header carries
         return httpx.BasicAuth(user, password)
 
     def _timeout(self) -> httpx.Timeout:
@@ -239,7 +242,7 @@ class HttpTask(RunnableTask):
         verify = not (self.ssl_options and self.ssl_options.insecure_trust_all_certificates)
         shown = display_url(url)
         with self._content(ctx, headers) as content, httpx.Client(
-                transport=guarded_transport(AddressPolicy.from_env(), verify=verify),
+                transport=GuardedTransport(AddressPolicy.from_env(), verify=verify),
                 follow_redirects=self.options.follow_redirects, timeout=self._timeout(),
                 auth=auth, trust_env=False) as client:
             ctx.logger.info(f"{method} {shown}")
@@ -285,7 +288,7 @@ class _BearerAuth(httpx.Auth):
     def __init__(self, token: str) -> None:
         self.token = token
 
-    def auth_flow(self, request: httpx.Request) -> Iterator[httpx.Request]:
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         request.headers["Authorization"] = f"Bearer {self.token}"
         yield request
 

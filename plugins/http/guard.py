@@ -26,6 +26,8 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+import ssl
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -147,22 +149,28 @@ class GuardedBackend(httpcore.SyncBackend):
         raise error
 
 
-def guarded_transport(policy: AddressPolicy, *, verify: bool = True) -> httpx.HTTPTransport:
+_ssl_contexts: dict[bool, ssl.SSLContext] = {}
+_ssl_lock = threading.Lock()
+
+
+def ssl_context(verify: bool = True) -> ssl.SSLContext:
+    """httpx's SSL context, built once per process (building one reads the CA bundle)."""
+    with _ssl_lock:
+        if verify not in _ssl_contexts:
+            _ssl_contexts[verify] = httpx.create_ssl_context(verify=verify)
+        return _ssl_contexts[verify]
+
+
+class GuardedTransport(httpx.HTTPTransport):
     """An httpx transport whose every connection goes through ``GuardedBackend``.
 
-    httpx takes no network backend, so the transport's connection pool is rebuilt with one;
-    a custom transport also keeps the client from picking proxies out of the environment,
-    which would connect on the task's behalf where the guard cannot see.
+    httpx takes no network backend, so this transport builds its own httpcore connection pool
+    (``handle_request`` and ``close`` only use ``_pool``). Being a custom transport also keeps
+    the client from picking proxies out of the environment: a proxy would connect on the
+    task's behalf, where the guard cannot see.
     """
-    transport = httpx.HTTPTransport(verify=verify)
-    if not isinstance(getattr(transport, "_pool", None), httpcore.ConnectionPool):
-        raise RuntimeError("this httpx version keeps no connection pool in "
-                           "HTTPTransport._pool; the HTTP guard cannot be installed")
-    transport._pool.close()
-    transport._pool = httpcore.ConnectionPool(
-        ssl_context=httpx.create_ssl_context(verify=verify),
-        max_connections=10,
-        keepalive_expiry=5.0,
-        network_backend=GuardedBackend(policy),
-    )
-    return transport
+
+    def __init__(self, policy: AddressPolicy, *, verify: bool = True) -> None:
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=ssl_context(verify), max_connections=10, keepalive_expiry=5.0,
+            network_backend=GuardedBackend(policy))

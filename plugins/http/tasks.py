@@ -8,10 +8,10 @@ from email.message import Message
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
+from kray.plugins.http.client import SCHEME, HttpTask, display_url, headers_output
 from pydantic import Field
 
 from kray.errors import TaskError
-from kray.plugins.http.client import SCHEME, HttpTask, display_url, headers_output
 
 if TYPE_CHECKING:
     from kray.context import RunContext

@@ -29,8 +29,9 @@ import shlex
 import shutil
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
@@ -52,8 +53,25 @@ MAX_INLINE = 100_000
 RUNNERS = ("process", "docker")
 
 
-def _as_list(v: Any) -> Any:
+def as_list(v: Any) -> Any:
     return [v] if isinstance(v, str) else v
+
+
+@dataclass
+class ScriptRun:
+    """One run of a script task, as its hooks see it."""
+
+    ctx: RunContext
+    extra: dict[str, Any]  # template variables added for this run: workingDir, outputDir
+    scratch: Path  # a private folder outside the working folder, removed after the run
+    env: dict[str, str]  # the script's environment
+    python: str | None = None  # the Python interpreter a Python task runs
+
+    def render(self, value: Any) -> Any:
+        return self.ctx.render(value, self.extra)
+
+    def render_str(self, value: Any) -> str:
+        return self.ctx.render_str(value, self.extra)
 
 
 class TaskRunnerSpec(Model):
@@ -90,13 +108,18 @@ class NamespaceFilesSpec(Model):
     @field_validator("include", "exclude", "namespaces", mode="before")
     @classmethod
     def _lists(cls, v: Any) -> Any:
-        return _as_list(v)
+        return as_list(v)
 
 
 class ScriptTask(RunnableTask):
-    """Common properties of script tasks. Subclasses implement ``main``."""
+    """Common properties of script tasks. Subclasses implement ``main`` (and may ``prepare``).
 
-    shell_type: ClassVar[bool] = True  # its command line is shell text (``set -e`` applies)
+    ``beforeCommands`` (shell lines run first), ``env`` (rendered, added to the worker's
+    environment), ``interpreter`` (what the command line is handed to), ``inputFiles``,
+    ``namespaceFiles``, ``outputFiles`` (globs), ``failFast`` (``set -e``, default true),
+    ``warningOnStdErr`` (default false), ``taskRunner``/``containerImage`` (Process only).
+    Templates also see ``workingDir`` and ``outputDir``.
+    """
 
     before_commands: list[str] = Field(default_factory=list)
     env: dict[str, Any] = Field(default_factory=dict)
@@ -117,16 +140,15 @@ class ScriptTask(RunnableTask):
     @field_validator("before_commands", "output_files", "interpreter", mode="before")
     @classmethod
     def _lists(cls, v: Any) -> Any:
-        return _as_list(v)
+        return as_list(v)
 
     # -- what subclasses provide -------------------------------------------------------------
-    def main(self, ctx: RunContext, extra: dict[str, Any], scratch: Path) -> list[str]:
-        """The task's own command lines (rendered), run after ``beforeCommands``. ``scratch``
-        is a private folder outside the working folder, removed after the run."""
+    def main(self, run: ScriptRun) -> list[str]:
+        """The task's own command lines (rendered), run after ``beforeCommands``."""
         raise NotImplementedError
 
-    def prepare_env(self, ctx: RunContext, env: dict[str, str], scratch: Path) -> None:
-        """Adjust the script's environment (PATH for an interpreter...)."""
+    def prepare(self, run: ScriptRun) -> None:
+        """Adjust ``run`` before the command line is built (``run.env``'s PATH...)."""
 
     # -- the run -----------------------------------------------------------------------------
     def run(self, ctx: RunContext) -> dict[str, Any]:
@@ -148,10 +170,9 @@ class ScriptTask(RunnableTask):
         env.update({str(k): _env_text(v) for k, v in ctx.render(self.env, extra).items()})
         output = ScriptOutput(ctx)
         with tempfile.TemporaryDirectory(prefix="kray-script-") as tmp:
-            scratch = Path(tmp)
-            self.prepare_env(ctx, env, scratch)
-            args = self.command_line(ctx, extra, scratch)
-            code = process.run(args, cwd=work, env=env, on_line=output)
+            job = ScriptRun(ctx, extra, Path(tmp), env)
+            self.prepare(job)
+            code = process.run(self.command_line(job), cwd=work, env=env, on_line=output)
         if code != 0:
             last = f": {output.last_stderr}" if output.last_stderr else ""
             raise TaskError(f"command failed with exit code {code}{last}")
@@ -161,22 +182,22 @@ class ScriptTask(RunnableTask):
         uploaded = files.upload_outputs(ctx, work, patterns, output_dir)
         return {"exitCode": code, "vars": output.vars, "outputFiles": uploaded}
 
-    def command_line(self, ctx: RunContext, extra: dict[str, Any], scratch: Path) -> list[str]:
+    def command_line(self, run: ScriptRun) -> list[str]:
         """``interpreter`` + the joined script: ``set -e`` (``failFast``), the rendered
         ``beforeCommands``, then ``main``."""
         lines = ["set -e"] if self.stops_on_error() else []
-        lines += [str(c) for c in ctx.render(self.before_commands, extra)]
-        lines += self.main(ctx, extra, scratch)
+        lines += [str(c) for c in run.ctx.render(self.before_commands, run.extra)]
+        lines += self.main(run)
         text = "\n".join(lines)
         if len(text.encode()) > MAX_INLINE:
-            path = scratch / "commands.sh"
+            path = run.scratch / "commands.sh"
             path.write_text(text + "\n", encoding="utf-8")
             text = f". {shlex.quote(str(path))}"
         return [*self.launcher(), text]
 
     def stops_on_error(self) -> bool:
         """Whether the command line starts with ``set -e``."""
-        return self.fail_fast and self.shell_type
+        return self.fail_fast
 
     def launcher(self) -> list[str]:
         """The program and arguments that the command line is handed to."""
@@ -228,7 +249,7 @@ def _docker_error() -> TaskError:
     try:
         probe = subprocess.run([docker, "version", "--format", "{{.Server.Version}}"],
                                capture_output=True, text=True, timeout=10,
-                               stdin=subprocess.DEVNULL)
+                               stdin=subprocess.DEVNULL, check=False)
         answered = probe.returncode == 0
         why = (probe.stderr.strip().splitlines() or [f"exit code {probe.returncode}"])[-1]
     except (OSError, subprocess.TimeoutExpired) as e:

@@ -3,24 +3,27 @@
 Why each rule:
 
 * **Own session** (``start_new_session``): the script and everything it starts form one
-  process group, so kray can kill them all at once and a signal sent to the worker's group
+  process group, so kray can kill them all at once, and a signal sent to the worker's group
   never reaches them by accident.
-* **Dies with the worker**: Ray ends a timed-out task by killing its worker process, and a
-  killed process runs no cleanup code. On Linux the process kray starts asks the kernel
-  (``prctl(PR_SET_PDEATHSIG)``, set between fork and exec) to receive SIGTERM when the
-  worker thread that started it dies. That process is a tiny ``/bin/sh`` guard around the real
-  command: it traps the signal and SIGKILLs the whole group, so grandchildren (the ``sleep``
-  a shell script runs) die too, not just the direct child. PDEATHSIG is tied to the starting
-  *thread*: run scripts from a thread that outlives them (Ray runs tasks on the worker's main
-  thread). Elsewhere (macOS) there is no PDEATHSIG; the group is still killed on every exit
-  path kray itself sees.
-* **Nothing left behind**: when the command ends, whatever it left running in its group
-  (``sleep 100 &``) is killed before the guard is reaped, so that the group id cannot have
+* **Dies with the worker, children included**: Ray ends a timed-out task by making its worker
+  exit, and the exiting worker SIGKILLs its direct children (``RAY_kill_child_processes_
+  on_worker_exit``), but not theirs: the ``sleep`` a shell script runs would survive. So
+  each script gets a *watchdog*: a tiny ``/bin/sh``, detached from the worker (its parent
+  exits at once, so no one counts it as the worker's child), that blocks reading a pipe whose
+  only writer is the worker. When the worker dies, however it dies, the pipe reaches
+  end-of-file and the watchdog SIGKILLs the script's whole group. On a normal end kray tells
+  it ``done`` first, while the group's id is still reserved, so it never kills a reused id.
+  Besides, on Linux the script itself asks the kernel for SIGKILL when the worker thread
+  that started it dies (``prctl(PR_SET_PDEATHSIG)``, set between fork and exec).
+* **Nothing left behind**: when the script ends, whatever it left running in its group
+  (``sleep 100 &``) is killed before the script is reaped, so that the group id cannot have
   been reused by then, and the output pipes reach end-of-file.
 * **Both pipes read at once**, with a selector on one thread: a script that fills the stderr
   pipe while kray waits on stdout would otherwise block forever. Each line goes to
   ``on_line`` as soon as it is complete, so the worker's live-log thread ships it while the
   script still runs.
+
+A script that leaves its group on purpose (its own ``setsid``) is beyond all of this.
 """
 
 from __future__ import annotations
@@ -45,9 +48,11 @@ MAX_LINE = 4 << 20
 DRAIN_GRACE = 2.0
 PR_SET_PDEATHSIG = 1
 
-# The guard: trap the parent-death signal, kill the whole group; otherwise run the command
-# and exit with its status (128 + N when signal N ended it).
-GUARD = 'trap "kill -KILL 0" TERM HUP; "$@" & wait $!'
+# The watchdog ($1: the script's group id): its stdin is the pipe; the subshell outlives the
+# shell that starts it, so it is nobody's child but init's. ``kill -KILL -N`` is the form both
+# dash and bash accept for a process group.
+WATCHDOG = ('exec 3<&0 </dev/null; '
+            '( read -r line <&3; [ "$line" = done ] || kill -KILL "-$1" ) >/dev/null 2>&1 &')
 
 LineHandler = Callable[[str, str], None]  # (stream "stdout" | "stderr", line without "\n")
 
@@ -62,7 +67,7 @@ def _load_prctl() -> Callable[..., int] | None:
     prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
                       ctypes.c_ulong]
     prctl.restype = ctypes.c_int
-    return prctl  # type: ignore[no-any-return]
+    return prctl
 
 
 # Resolved once, in the parent: the child only calls it (no imports, no allocation after fork).
@@ -72,7 +77,7 @@ _PRCTL = _load_prctl()
 def _die_with_parent(parent_pid: int) -> Callable[[], None]:
     def preexec() -> None:
         if _PRCTL is not None:
-            _PRCTL(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+            _PRCTL(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
         if os.getppid() != parent_pid:  # the worker died before the request took effect
             os._exit(137)
     return preexec
@@ -100,6 +105,30 @@ def _exited(proc: subprocess.Popen[bytes], block: bool = False) -> bool:
     return info is not None
 
 
+def _watch(pgid: int) -> int | None:
+    """Start the watchdog of group ``pgid``; return the pipe's write end (None if it could
+    not start: the script still dies with the worker, its children may not)."""
+    read_end, write_end = os.pipe()  # not inheritable: no other child holds the write end
+    try:
+        subprocess.run(["/bin/sh", "-c", WATCHDOG, "kray-watchdog", str(pgid)],
+                       stdin=read_end, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       start_new_session=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        os.close(write_end)
+        return None
+    finally:
+        os.close(read_end)
+    return write_end
+
+
+def _stand_down(write_end: int) -> None:
+    try:
+        os.write(write_end, b"done\n")
+    except OSError:
+        pass
+    os.close(write_end)
+
+
 class _Lines:
     """Splits one stream's bytes into lines for ``on_line``."""
 
@@ -124,7 +153,9 @@ class _Lines:
             self.buf = bytearray()
 
     def _emit(self, raw: bytes | bytearray) -> None:
-        self.on_line(self.name, bytes(raw).decode("utf-8", errors="replace").rstrip("\r"))
+        for i in range(0, max(len(raw), 1), MAX_LINE):
+            piece = bytes(raw[i:i + MAX_LINE])
+            self.on_line(self.name, piece.decode("utf-8", errors="replace").rstrip("\r"))
 
 
 def run(args: Sequence[str], *, cwd: Path, env: Mapping[str, str],
@@ -137,15 +168,17 @@ def run(args: Sequence[str], *, cwd: Path, env: Mapping[str, str],
     """
     try:
         proc = subprocess.Popen(
-            ["/bin/sh", "-c", GUARD, "kray-script", *args], cwd=cwd, env=dict(env),
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            start_new_session=True, preexec_fn=_die_with_parent(os.getpid()))
+            list(args), cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+            preexec_fn=_die_with_parent(os.getpid()))  # noqa: PLW1509 - one prctl call only
     except OSError as e:
         raise TaskError(f"cannot start {args[0] if args else 'the script'}: {e}") from None
     assert proc.stdout is not None and proc.stderr is not None
+    watchdog: int | None = None
     streams = {proc.stdout.fileno(): _Lines("stdout", on_line),
                proc.stderr.fileno(): _Lines("stderr", on_line)}
     try:
+        watchdog = _watch(proc.pid)
         with selectors.DefaultSelector() as sel:
             for fd in streams:
                 os.set_blocking(fd, False)
@@ -162,7 +195,7 @@ def run(args: Sequence[str], *, cwd: Path, env: Mapping[str, str],
                     else:
                         sel.unregister(key.fd)
                 if ended_at is None and _exited(proc):
-                    kill_group(proc.pid)  # leftovers; the guard is a zombie, its id still ours
+                    kill_group(proc.pid)  # leftovers; the script is a zombie, its id still ours
                     ended_at = time.monotonic()
                 elif ended_at is not None and time.monotonic() - ended_at > DRAIN_GRACE:
                     break  # a process outside the group holds a pipe: stop listening
@@ -171,6 +204,8 @@ def run(args: Sequence[str], *, cwd: Path, env: Mapping[str, str],
         _exited(proc, block=True)  # it may have closed its output and still be running
     finally:
         kill_group(proc.pid)
+        if watchdog is not None:
+            _stand_down(watchdog)
         proc.stdout.close()
         proc.stderr.close()
         code = proc.wait()

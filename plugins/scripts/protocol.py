@@ -73,7 +73,11 @@ class ScriptOutput:
             return
         tags = metric.get("tags") or {}
         tags = {str(k): str(v) for k, v in tags.items()} if isinstance(tags, dict) else {}
-        self.ctx.metric(name, value, str(metric.get("type") or "counter"), **tags)
+        kind = str(metric.get("type") or "counter")
+        if tags.keys() & {"name", "value", "type"}:  # would clash with metric()'s parameters
+            self.ctx.metrics.append({"name": name, "value": value, "type": kind, "tags": tags})
+        else:
+            self.ctx.metric(name, value, kind, **tags)
 
     def _log(self, log: Any) -> None:
         if not isinstance(log, dict) or "message" not in log:

@@ -14,17 +14,12 @@ import os
 import shlex
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
 
 from kray.plugins.scripts import venv
-from kray.plugins.scripts.base import K, ScriptTask, _as_list, script_file
-
-if TYPE_CHECKING:
-    from kray.context import RunContext
-
-HELPER = Path(__file__).resolve().parents[2] / "kray" / "script.py"
+from kray.plugins.scripts.base import K, ScriptRun, ScriptTask, as_list, script_file
 
 
 def _helper_source() -> Path:
@@ -41,10 +36,11 @@ class _Python(ScriptTask):
     @field_validator("dependencies", mode="before")
     @classmethod
     def _deps(cls, v: Any) -> Any:
-        return _as_list(v)
+        return as_list(v)
 
-    def prepare_env(self, ctx: RunContext, env: dict[str, str], scratch: Path) -> None:
-        reqs = [str(r) for r in ctx.render(self.dependencies)]
+    def prepare(self, run: ScriptRun) -> None:
+        ctx, env, scratch = run.ctx, run.env, run.scratch
+        reqs = [str(r) for r in run.render(self.dependencies)]
         bin_dir = scratch / "bin"
         bin_dir.mkdir()
         if venv.normalize(reqs):
@@ -69,10 +65,7 @@ class _Python(ScriptTask):
             wrapper.write_text(f'#!/bin/sh\nexec {shlex.quote(str(python))} "$@"\n')
             wrapper.chmod(0o755)
         env["PATH"] = os.pathsep.join([*path, env.get("PATH") or os.defpath])
-        self._python = python
-
-    def python_executable(self) -> str:
-        return str(getattr(self, "_python", sys.executable))
+        run.python = str(python)
 
 
 class Script(_Python):
@@ -88,9 +81,9 @@ class Script(_Python):
 
     script: str
 
-    def main(self, ctx: RunContext, extra: dict[str, Any], scratch: Path) -> list[str]:
-        path = script_file(scratch, f"{self.id}.py", ctx.render_str(self.script, extra))
-        return [f"{shlex.quote(self.python_executable())} {shlex.quote(str(path))}"]
+    def main(self, run: ScriptRun) -> list[str]:
+        path = script_file(run.scratch, f"{self.id}.py", run.render_str(self.script))
+        return [f"{shlex.quote(run.python or sys.executable)} {shlex.quote(str(path))}"]
 
 
 class Commands(_Python):
@@ -105,10 +98,10 @@ class Commands(_Python):
     @field_validator("commands", mode="before")
     @classmethod
     def _list(cls, v: Any) -> Any:
-        return _as_list(v)
+        return as_list(v)
 
-    def main(self, ctx: RunContext, extra: dict[str, Any], scratch: Path) -> list[str]:
-        return [str(c) for c in ctx.render(self.commands, extra)]
+    def main(self, run: ScriptRun) -> list[str]:
+        return [str(c) for c in run.render(self.commands)]
 
 
 TASKS = [Script, Commands]

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import shlex
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
 
-from kray.plugins.scripts.base import K, ScriptTask, _as_list, script_file
-
-if TYPE_CHECKING:
-    from kray.context import RunContext
+from kray.plugins.scripts.base import K, ScriptRun, ScriptTask, as_list, script_file
 
 
 class Commands(ScriptTask):
@@ -31,10 +27,10 @@ class Commands(ScriptTask):
     @field_validator("commands", mode="before")
     @classmethod
     def _list(cls, v: Any) -> Any:
-        return _as_list(v)
+        return as_list(v)
 
-    def main(self, ctx: RunContext, extra: dict[str, Any], scratch: Path) -> list[str]:
-        return [str(c) for c in ctx.render(self.commands, extra)]
+    def main(self, run: ScriptRun) -> list[str]:
+        return [str(c) for c in run.render(self.commands)]
 
 
 class Script(ScriptTask):
@@ -48,8 +44,8 @@ class Script(ScriptTask):
 
     script: str
 
-    def main(self, ctx: RunContext, extra: dict[str, Any], scratch: Path) -> list[str]:
-        path = script_file(scratch, f"{self.id}.sh", ctx.render_str(self.script, extra))
+    def main(self, run: ScriptRun) -> list[str]:
+        path = script_file(run.scratch, f"{self.id}.sh", run.render_str(self.script))
         return [f". {shlex.quote(str(path))}"]
 
 

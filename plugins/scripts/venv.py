@@ -42,7 +42,9 @@ READY = ".kray-ready"  # written last, before the rename: what the environment w
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "kray" / "venvs")
+    configured = os.environ.get(CACHE_ENV)
+    root = Path(configured).expanduser() if configured else Path.home() / ".cache/kray/venvs"
+    return root.absolute()
 
 
 def normalize(requirements: list[str]) -> list[str]:
@@ -97,6 +99,7 @@ def ensure(requirements: list[str], *, log: Callable[[str], None],
             _relocate(tmp, final)
             (tmp / READY).write_text(json.dumps({"requirements": reqs,
                                                  "python": sys.version}))
+            os.chmod(tmp, 0o755)  # mkdtemp's 0700 would hide it from other users of the cache
             os.rename(tmp, final)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,187 @@
+"""Executions: create (inputs, files, labels, ``wait``), get, search, kill, restart, replay,
+resume, change status, follow (SSE) and file download.
+
+The routes on ``/executions/{executionId}/<action>`` come before
+``POST /executions/{namespace}/{id}``, which would otherwise take ``restart`` for a flow id
+(Kestra resolves the same ambiguity the same way).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from starlette.requests import Request
+from starlette.responses import Response
+
+from kray.api.deps import (COMMON, Client, ExecutionId, FlowId, Namespace, inputs_body,
+                           parse_labels, public, read_inputs, responses)
+from kray.api.models import Execution, PagedExecutions
+from kray.api.responses import JSON, SSE, sse_event
+from kray.engine.state import State
+
+router = APIRouter(prefix="/executions", tags=["Executions"], responses=COMMON)
+
+WAIT_SLICE = 30.0  # seconds one executor call waits before the API asks again
+KEEPALIVE = 15.0  # seconds without news before an SSE comment keeps the connection open
+
+Labels = Annotated[list[str] | None, Query(description="key:value, repeatable",
+                                           max_length=100)]
+
+
+@router.get("/search", response_model=PagedExecutions, summary="Search executions")
+async def search_executions(
+        client: Client,
+        namespace: Annotated[str | None, Query(max_length=150)] = None,
+        flowId: Annotated[str | None, Query(max_length=100)] = None,
+        state: Annotated[list[State] | None, Query(max_length=20)] = None,
+        labels: Labels = None,
+        startDate: Annotated[datetime | None, Query(description="Started at or after")] = None,
+        endDate: Annotated[datetime | None, Query(description="Started at or before")] = None,
+        page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+        size: Annotated[int, Query(ge=1, le=1000)] = 25,
+        sort: Annotated[str, Query(max_length=40, description="field:asc|desc; field one of "
+                                   "startDate, endDate, state, namespace, flowId, id")
+                        ] = "startDate:desc") -> Response:
+    found = await client.call(
+        "search_executions", namespace=namespace, flow_id=flowId,
+        states=[s.value for s in state] if state else None, labels=parse_labels(labels),
+        start_after=startDate, start_before=endDate, page=page, size=size, sort=sort)
+    return JSON({"results": [public(d) for d in found["results"]], "total": found["total"]})
+
+
+@router.get("/{executionId}", response_model=Execution, responses=responses(404),
+            summary="An execution")
+async def get_execution(executionId: ExecutionId, client: Client) -> Response:
+    return JSON(public(await client.call("get_execution", executionId)))
+
+
+@router.delete("/{executionId}/kill", status_code=202, response_model=Execution,
+               responses=responses(404, 409),
+               summary="Kill a running execution (and the subflows it waits for)")
+async def kill_execution(executionId: ExecutionId, client: Client) -> Response:
+    return JSON(public(await client.call("kill_execution", executionId)), status_code=202)
+
+
+@router.post("/{executionId}/restart", response_model=Execution,
+             responses=responses(404, 409),
+             summary="Restart a FAILED, KILLED or WARNING execution: same id, failed task "
+                     "runs get a new attempt")
+async def restart_execution(executionId: ExecutionId, client: Client) -> Response:
+    return JSON(public(await client.call("restart_execution", executionId)))
+
+
+@router.post("/{executionId}/replay", response_model=Execution,
+             responses=responses(404, 409),
+             summary="Replay an ended execution as a new one (parentId), optionally from a "
+                     "task run")
+async def replay_execution(
+        executionId: ExecutionId, client: Client,
+        taskRunId: Annotated[str | None, Query(max_length=64)] = None,
+        revision: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None) -> Response:
+    return JSON(public(await client.call("replay_execution", executionId, taskRunId,
+                                         revision)))
+
+
+@router.post("/{executionId}/resume", response_model=Execution,
+             responses=responses(404, 409),
+             openapi_extra=inputs_body("The paused task's onResume inputs"),
+             summary="Resume a PAUSED execution")
+async def resume_execution(executionId: ExecutionId, request: Request,
+                           client: Client) -> Response:
+    inputs, files = await read_inputs(request)
+    return JSON(public(await client.call("resume_execution", executionId, inputs, files)))
+
+
+@router.post("/{executionId}/change-status", response_model=Execution,
+             responses=responses(404, 409),
+             summary="Move an ended execution to another terminal state")
+async def change_status(executionId: ExecutionId, status: Annotated[State, Query()],
+                        client: Client) -> Response:
+    return JSON(public(await client.call("change_status", executionId, status.value)))
+
+
+@router.get("/{executionId}/follow", responses={**responses(404), 200: {
+    "description": "Server-Sent Events: `execution` events until the execution ends",
+    "content": {"text/event-stream": {"schema": {"type": "string"}}}}},
+    response_class=SSE, status_code=200, summary="Follow an execution (Server-Sent Events)")
+async def follow_execution(executionId: ExecutionId, client: Client) -> Response:
+    first = await client.call("follow", executionId, -1, 0, 0.0)
+    return SSE(_execution_events(client, executionId, first))
+
+
+async def _execution_events(client: Any, execution_id: str,
+                            update: dict) -> AsyncIterator[bytes]:
+    async for update in follow_updates(client, execution_id, update):
+        if update["execution"] is not None:
+            yield sse_event("execution", public(update["execution"]), update["version"])
+        elif update.get("keepalive"):
+            yield b": keepalive\n\n"
+        if update["done"]:
+            yield sse_event("end", {"state": update["state"]})
+
+
+async def follow_updates(client: Any, execution_id: str, update: dict) -> AsyncIterator[dict]:
+    """The executor's long-poll ``follow`` as a stream of updates, ending with the one that
+    says the execution is terminal. A client that goes away cancels the stream (Starlette
+    watches for the disconnect)."""
+    loop = asyncio.get_running_loop()
+    quiet_since = loop.time()
+    state = None
+    while True:
+        if update["execution"] is not None:
+            state = update["execution"]["state"]
+        news = update["execution"] is not None or update["logs"]
+        update = {**update, "state": state,
+                  "keepalive": not news and loop.time() - quiet_since > KEEPALIVE}
+        if news or update["keepalive"]:
+            quiet_since = loop.time()
+        yield update
+        if update["done"]:
+            return
+        update = await client.call("follow", execution_id, update["version"],
+                                   update["logCursor"], 1.0)
+
+
+@router.get("/{executionId}/file", response_class=Response, responses={
+    **responses(404), 200: {"description": "The file's content",
+                            "content": {"application/octet-stream": {
+                                "schema": {"type": "string", "format": "binary"}}}}},
+    summary="Download a file of the execution (inputs, task outputs)")
+async def execution_file(executionId: ExecutionId, client: Client,
+                         path: Annotated[str, Query(min_length=1, max_length=1100,
+                                                    description="kray:///... URI")]
+                         ) -> Response:
+    name, data = await client.call("execution_file", executionId, path)
+    return Response(data, media_type="application/octet-stream", headers={
+        "Content-Disposition": f"attachment; filename=\"{_quoted(name)}\""})
+
+
+def _quoted(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
+
+
+@router.post("/{namespace}/{id}", response_model=Execution,
+             responses=responses(404, 409),
+             openapi_extra=inputs_body("The flow's inputs; a FILE input as a file part"),
+             summary="Create an execution of a flow")
+async def create_execution(
+        namespace: Namespace, id: FlowId, request: Request, client: Client,
+        wait: Annotated[bool, Query(description="Answer once the execution has ended, with "
+                                                "only the flow's declared outputs")] = False,
+        labels: Labels = None,
+        revision: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None) -> Response:
+    inputs, files = await read_inputs(request)
+    created = await client.call("start_execution", namespace, id, inputs, files=files,
+                                labels=parse_labels(labels), revision=revision)
+    if not wait:
+        return JSON(public(created))
+    result = {"execution": created, "done": State(created["state"]).terminal}
+    while not result["done"]:
+        result = await client.call("wait_execution", created["id"], WAIT_SLICE)
+        if not result["done"] and await request.is_disconnected():
+            break
+    return JSON(public(result["execution"], task_outputs=False))

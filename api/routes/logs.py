@@ -1,0 +1,83 @@
+"""Logs: search across executions, one execution's lines, download, follow (SSE)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from starlette.responses import PlainTextResponse, Response
+
+from kray.api.deps import COMMON, Client, ExecutionId, responses
+from kray.api.models import LogLine, PagedLogs
+from kray.api.responses import JSON, SSE, sse_event
+from kray.api.routes.executions import follow_updates
+
+router = APIRouter(prefix="/logs", tags=["Logs"], responses=COMMON)
+
+Level = Annotated[Literal["TRACE", "DEBUG", "INFO", "WARN", "WARNING", "ERROR"] | None,
+                  Query(description="The lowest level shown")]
+
+
+@router.get("/search", response_model=PagedLogs, summary="Search log lines")
+async def search_logs(
+        client: Client,
+        namespace: Annotated[str | None, Query(max_length=150)] = None,
+        flowId: Annotated[str | None, Query(max_length=100)] = None,
+        executionId: Annotated[str | None, Query(max_length=64)] = None,
+        minLevel: Level = None,
+        q: Annotated[str | None, Query(max_length=200, description="Text in the message")
+                     ] = None,
+        startDate: Annotated[datetime | None, Query()] = None,
+        endDate: Annotated[datetime | None, Query()] = None,
+        page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+        size: Annotated[int, Query(ge=1, le=1000)] = 50,
+        sort: Annotated[Literal["asc", "desc"], Query(description="By time")] = "desc"
+) -> Response:
+    return JSON(await client.call(
+        "search_logs", namespace=namespace, flow_id=flowId, execution_id=executionId,
+        min_level=minLevel, q=q, start_after=startDate, start_before=endDate, page=page,
+        size=size, sort=sort))
+
+
+@router.get("/{executionId}", response_model=list[LogLine], responses=responses(404),
+            summary="An execution's log lines, in order")
+async def execution_logs(
+        executionId: ExecutionId, client: Client, minLevel: Level = None,
+        taskRunId: Annotated[str | None, Query(max_length=64)] = None,
+        taskId: Annotated[str | None, Query(max_length=100)] = None) -> Response:
+    return JSON(await client.call("logs_of", executionId, min_level=minLevel,
+                                  task_run_id=taskRunId, task_id=taskId))
+
+
+@router.get("/{executionId}/download", response_class=PlainTextResponse,
+            responses=responses(404), summary="An execution's logs as a text file")
+async def download_logs(executionId: ExecutionId, client: Client,
+                        minLevel: Level = None) -> Response:
+    lines = await client.call("logs_of", executionId, min_level=minLevel)
+    text = "".join(f"{ln.get('timestamp') or ''} {ln.get('level', 'INFO'):5} "
+                   f"[{ln.get('taskId') or ''}] {ln.get('message') or ''}\n" for ln in lines)
+    return PlainTextResponse(text, headers={
+        "Content-Disposition": f'attachment; filename="{executionId}.log"'})
+
+
+@router.get("/{executionId}/follow", response_class=SSE, status_code=200, responses={**responses(404), 200: {
+    "description": "Server-Sent Events: one `log` event per line until the execution ends",
+    "content": {"text/event-stream": {"schema": {"type": "string"}}}}},
+    summary="Follow an execution's logs (Server-Sent Events)")
+async def follow_logs(executionId: ExecutionId, client: Client) -> Response:
+    first = await client.call("follow", executionId, -1, 0, 0.0)
+    return SSE(_log_events(client, executionId, first))
+
+
+async def _log_events(client: Any, execution_id: str, update: dict) -> AsyncIterator[bytes]:
+    count = 0
+    async for update in follow_updates(client, execution_id, update):
+        for line in update["logs"]:
+            count += 1
+            yield sse_event("log", line, count)
+        if update["keepalive"]:
+            yield b": keepalive\n\n"
+        if update["done"]:
+            yield sse_event("end", {"state": update["state"]})

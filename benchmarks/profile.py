@@ -1,0 +1,87 @@
+"""Where kray's time goes: py-spy on the executor actor (``ray::ExecutorService``) while the
+kray runner repeats a workload, folded into the functions that take the most samples.
+
+py-spy counts only samples where the process was doing something (no idle waits), so the
+shares are of the executor's busy time. The raw folded stacks are kept beside the results
+(``profile-<workload>.txt``) for a flame graph.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import signal
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^:()]+)(?::\d+)?\)$")
+RUNS = 3
+
+
+def record(runner: Any, pid: int, workload: str, path: Path) -> dict:
+    py_spy = shutil.which("py-spy")
+    if py_spy is None:
+        return {"error": "py-spy is not installed"}
+    raw = path.with_suffix(".txt")
+    proc = subprocess.Popen([py_spy, "record", "-p", str(pid), "-o", str(raw), "--format",
+                             "raw", "-r", "200", "--nonblocking"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(1.0)
+    walls = []
+    started = time.monotonic()
+    try:
+        for _ in range(RUNS):
+            answer = runner.ask({"op": "run", "workload": workload, "engine": "kray"}, 300)
+            if answer.get("ok"):
+                walls.append(answer["value"]["wall"])
+    finally:
+        elapsed = time.monotonic() - started
+        proc.send_signal(signal.SIGINT)
+        try:
+            _, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+    if not raw.exists():
+        return {"error": f"py-spy wrote nothing: {err.decode(errors='replace')[-500:]}"}
+    summary = summarize(raw.read_text())
+    summary.update(runs=len(walls), walls=walls, elapsed=elapsed, file=raw.name,
+                   sample_rate=200)
+    return summary
+
+
+def _frame(text: str) -> tuple[str, str]:
+    m = FRAME.match(text.strip())
+    if not m:
+        return text.strip(), ""
+    file = m["file"]
+    for marker in ("site-packages/", "/work/main/"):
+        if marker in file:
+            file = file.split(marker, 1)[1]
+    return m["func"], file
+
+
+def summarize(folded: str, top: int = 25) -> dict:
+    """Top functions by own samples and by samples with them on the stack."""
+    own: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    samples = 0
+    for line in folded.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        samples += n
+        frames = [f"{func} ({file})" for func, file in map(_frame, stack.split(";"))]
+        if frames:
+            own[frames[-1]] += n
+        for f in set(frames):
+            total[f] += n
+    share = (lambda n: round(100.0 * n / samples, 1)) if samples else (lambda n: 0.0)
+    return {"samples": samples,
+            "self": [(f, share(n)) for f, n in own.most_common(top)],
+            "total": [(f, share(n)) for f, n in total.most_common(top * 2)
+                      if "<module>" not in f][:top]}

@@ -1,0 +1,217 @@
+"""The executor's store-side methods for the API: KV, namespace files and metrics, and the
+errors the API's executor methods raise.
+
+``StoreMixin`` is the base of ``QueriesMixin`` (``kray.executor_queries``), mixed into
+``ExecutorService``, which owns the repository (DuckDB allows one process) and the storage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any
+
+from kray.engine.execution import Execution
+from kray.errors import KrayError, StoragePathError
+from kray.runcontext import namespace_file_path
+
+if TYPE_CHECKING:
+    from collections import OrderedDict, deque
+
+    from kray.engine.plan import Plan
+    from kray.storage.internal import InternalStorage
+    from kray.storage.kv import KVStore
+    from kray.storage.repository import Repository
+
+STORAGE_SCHEME = "kray://"
+TASK_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+                300.0, 900.0, 3600.0)
+MAX_FILE_BYTES = 512 * 1024 * 1024  # a download or upload through the executor, at most
+
+
+class NotFound(KrayError):
+    """A KV key, a namespace file, an execution file or a task run that does not exist."""
+
+
+class Conflict(KrayError):
+    """A valid request that the current state forbids: killing an ended execution, resuming
+    one that is not paused, creating a flow that exists..."""
+
+
+class RequestError(KrayError):
+    """A request argument the executor refuses; ``field`` names it."""
+
+    def __init__(self, message: str, field: str = ""):
+        self.field = field
+        super().__init__(message)
+
+
+class _Stats:
+    """Counters since this executor started, for ``/metrics``."""
+
+    def __init__(self) -> None:
+        self.ended: dict[str, int] = defaultdict(int)
+        self.task_runs: dict[str, int] = defaultdict(int)
+        self.buckets = [0] * len(TASK_BUCKETS)
+        self.duration_sum = 0.0
+        self.duration_count = 0
+
+    def record(self, ex: Execution) -> None:
+        self.ended[ex.state.current.value] += 1
+        for run in ex.task_runs:
+            if not run.attempts or not run.state.current.terminal:
+                continue  # flowable runs have no attempts: only work done on workers counts
+            self.task_runs[run.state.current.value] += 1
+            end = run.state.end
+            seconds = (end - run.state.start).total_seconds() if end else 0.0
+            self.duration_sum += seconds
+            self.duration_count += 1
+            for i, bound in enumerate(TASK_BUCKETS):
+                if seconds <= bound:
+                    self.buckets[i] += 1
+
+
+class StoreMixin:
+    if TYPE_CHECKING:
+        repo: Repository
+        kvstore: KVStore
+        storage: InternalStorage
+        registry: Any
+        live: dict[str, Execution]
+        recent: OrderedDict[str, Execution]
+        logs: dict[str, list[dict]]
+        inflight: dict[Any, Any]
+        queues: dict[str, deque[str]]
+        dirty: dict[str, Execution]
+        pending_logs: list[dict]
+        db_lock: asyncio.Lock
+        flush_cost: float
+        changed: dict[str, asyncio.Event]
+
+        async def _ensure_started(self) -> None: ...
+        async def _flush(self) -> None: ...
+        async def _load(self, execution_id: str) -> dict | None: ...
+        def _plan_for(self, namespace: str, flow_id: str,
+                      revision: int | None = None) -> Plan: ...
+        def _new_execution(self, namespace: str, flow_id: str, inputs: dict[str, Any],
+                           **kwargs: Any) -> Execution: ...
+        def _doc(self, ex: Execution) -> dict: ...
+        def _mark(self, ex: Execution) -> None: ...
+        def _flow_changed(self, namespace: str, flow_id: str) -> None: ...
+        async def deploy(self, source: str, path: str | None = None) -> dict: ...
+        async def get_execution(self, execution_id: str) -> dict: ...
+        async def execution_logs(self, execution_id: str) -> list[dict]: ...
+        async def create_execution(self, namespace: str, flow_id: str,
+                                   inputs: dict[str, Any] | None = None,
+                                   **kwargs: Any) -> dict: ...
+        async def kill(self, execution_id: str) -> dict: ...
+        async def resume(self, execution_id: str, inputs: dict | None = None) -> dict: ...
+        async def restart(self, execution_id: str) -> dict: ...
+
+    async def _read(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """A repository call in a thread, serialised with the group commit."""
+        async with self.db_lock:
+            return await asyncio.to_thread(fn, *args, **kwargs)
+
+    def _stats(self) -> _Stats:
+        stats = getattr(self, "_api_stats", None)
+        if stats is None:
+            stats = self._api_stats = _Stats()
+        return stats
+
+    def _on_execution_end(self, ex: Execution) -> None:
+        """Called by the executor as an execution reaches its terminal state."""
+        self._stats().record(ex)
+
+    async def _read_file(self, rel: str, shown: str) -> bytes:
+        try:
+            size = await asyncio.to_thread(self.storage.size, rel)
+            if size > MAX_FILE_BYTES:
+                raise RequestError(f"{shown} is larger than {MAX_FILE_BYTES} bytes", "path")
+            return await asyncio.to_thread(self.storage.read, rel)
+        except (FileNotFoundError, IsADirectoryError):
+            raise NotFound(f"file not found: {shown}") from None
+
+    # ------------------------------------------------------------------ KV
+    async def kv_entries(self, namespace: str) -> list[dict]:
+        await self._ensure_started()
+        return await self._read(self.kvstore.entries, namespace)
+
+    async def kv_entry(self, namespace: str, key: str) -> dict:
+        await self._ensure_started()
+        entry = await self._read(self.kvstore.get_entry, namespace, key)
+        if entry is None:
+            raise NotFound(f"no KV key '{key}' in namespace '{namespace}'")
+        return entry
+
+    async def kv_put(self, namespace: str, key: str, value: Any, *,
+                     ttl_seconds: float | None = None, kv_type: str | None = None) -> dict:
+        await self._ensure_started()
+        await self._read(self.kvstore.set, namespace, key, value, ttl_seconds=ttl_seconds,
+                         kv_type=kv_type)
+        return await self.kv_entry(namespace, key)
+
+    async def kv_delete(self, namespace: str, key: str) -> None:
+        await self._ensure_started()
+        if not await self._read(self.kvstore.delete, namespace, key):
+            raise NotFound(f"no KV key '{key}' in namespace '{namespace}'")
+
+    # ------------------------------------------------------------------ namespace files
+    def _ns_path(self, namespace: str, path: str) -> str:
+        try:
+            return self.storage.path_of(namespace_file_path(namespace, path))
+        except StoragePathError as e:
+            raise RequestError(str(e), "path") from None
+
+    async def namespace_files(self, namespace: str, folder: str = "") -> list[dict]:
+        """Files of a namespace (under ``folder``), as paths relative to the namespace."""
+        await self._ensure_started()
+        root = self._ns_path(namespace, "x")[:-1]
+        prefix = root + folder.strip("/") if folder.strip("/") else root.rstrip("/")
+        if folder.strip("/"):
+            self._ns_path(namespace, folder.strip("/"))  # validates the folder
+        uris = await asyncio.to_thread(self.storage.list, prefix)
+        start = len(STORAGE_SCHEME) + 1 + len(root)
+        return [{"path": "/" + uri[start:], "uri": uri} for uri in uris]
+
+    async def namespace_file(self, namespace: str, path: str) -> bytes:
+        await self._ensure_started()
+        return await self._read_file(self._ns_path(namespace, path), path)
+
+    async def put_namespace_file(self, namespace: str, path: str, data: bytes) -> dict:
+        await self._ensure_started()
+        rel = self._ns_path(namespace, path)
+        uri = await asyncio.to_thread(self.storage.put, rel, data)
+        return {"path": "/" + path.lstrip("/"), "uri": uri, "size": len(data)}
+
+    async def delete_namespace_file(self, namespace: str, path: str) -> None:
+        await self._ensure_started()
+        if not await asyncio.to_thread(self.storage.delete, self._ns_path(namespace, path)):
+            raise NotFound(f"file not found: {path}")
+
+    # ------------------------------------------------------------------ metrics
+    async def metrics_snapshot(self) -> dict:
+        await self._ensure_started()
+        await self._flush()  # the counts include every change made so far
+
+        def counts() -> dict[str, int]:
+            with self.repo.transaction() as con:
+                rows = con.execute("SELECT state, count(*) FROM executions "
+                                   "GROUP BY state").fetchall()
+            return {r[0]: int(r[1]) for r in rows}
+
+        stats = self._stats()
+        return {"executionsByState": await self._read(counts),
+                "live": len(self.live), "queued": sum(len(q) for q in self.queues.values()),
+                "inflightTasks": len(self.inflight),
+                "pendingCommit": len(self.dirty) + len(self.pending_logs),
+                "lastCommitSeconds": self.flush_cost,
+                "ended": dict(stats.ended), "taskRuns": dict(stats.task_runs),
+                "taskDuration": {"buckets": list(zip(TASK_BUCKETS, stats.buckets)),
+                                 "sum": stats.duration_sum, "count": stats.duration_count}}
+
+
+
+
+__all__ = ["StoreMixin", "NotFound", "Conflict", "RequestError", "TASK_BUCKETS",
+           "STORAGE_SCHEME", "MAX_FILE_BYTES"]
