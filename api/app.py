@@ -89,6 +89,12 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                     "description": "Missing or invalid credentials",
                     "content": {"application/json": {
                         "schema": {"$ref": "#/components/schemas/Error"}}}})
+                for status, response in operation["responses"].items():
+                    # FastAPI gives error bodies the route's own media type (an event
+                    # stream, a file); they are JSON whatever the route serves.
+                    if status[0] in "45" and "content" in response:
+                        schema = next(iter(response["content"].values())).get("schema")
+                        response["content"] = {"application/json": {"schema": schema}}
         spec["components"].setdefault("schemas", {})
         app.openapi_schema = spec
     return app.openapi_schema

@@ -3,10 +3,11 @@ inputs as multipart, form or JSON), labels, and the public view of an execution.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
-from fastapi import Depends, Path
+from fastapi import Depends, Path, Query
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
@@ -44,8 +45,19 @@ def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 COMMON = responses(400, 401, 422, 503)
 
+FLOW_SCHEMA = {
+    "type": "object", "required": ["id", "namespace", "tasks"],
+    "description": "A flow in Kestra's YAML language: sent as YAML text, checked in full "
+                   "(every issue with its line and column)",
+    "properties": {
+        "id": {"type": "string"}, "namespace": {"type": "string"},
+        "tasks": {"type": "array", "minItems": 1, "items": {
+            "type": "object", "required": ["id", "type"],
+            "properties": {"id": {"type": "string"}, "type": {"type": "string"}}}}}}
 YAML_BODY = {"requestBody": {"required": True, "content": {
-    "application/x-yaml": {"schema": {"type": "string"}}}}}
+    "application/x-yaml": {"schema": FLOW_SCHEMA}}}}
+YAML_DOCUMENTS = {"requestBody": {"required": True, "content": {"application/x-yaml": {
+    "schema": {"description": "One or more flows as YAML documents, separated by ---"}}}}}
 
 
 def inputs_body(description: str) -> dict[str, Any]:
@@ -58,6 +70,8 @@ def inputs_body(description: str) -> dict[str, Any]:
 
 async def yaml_body(request: Request) -> str:
     data = await request.body()
+    if not data.strip():
+        raise RequestError("a YAML body is required", "body")
     if len(data) > MAX_YAML:
         raise RequestError(f"the YAML body is larger than {MAX_YAML} bytes", "body")
     try:
@@ -104,6 +118,27 @@ async def read_inputs(request: Request) -> tuple[dict[str, Any], dict[str, tuple
     return data, {}
 
 
+ISO_DATETIME = (r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?"
+                r"(Z|[+-]\d{2}:\d{2})?$")
+
+
+def DateTime(description: str) -> Any:  # noqa: N802 - a parameter type, named like one
+    """A query parameter holding an ISO-8601 date and time (UTC when it has no offset)."""
+    return Annotated[str | None, Query(pattern=ISO_DATETIME, max_length=40,
+                                       description=description + " (ISO-8601, e.g. "
+                                       "2024-01-15T10:30:00Z; UTC when no offset)")]
+
+
+def parse_datetime(text: str | None, field: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as e:
+        raise RequestError(f"{field}: {e}", field) from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
 def parse_labels(labels: list[str] | None) -> dict[str, str]:
     """Kestra's ``labels=key:value`` query parameters."""
     out: dict[str, str] = {}
@@ -134,4 +169,5 @@ def public(doc: dict[str, Any], *, task_outputs: bool = True) -> dict[str, Any]:
 
 
 __all__ = ["Client", "Namespace", "FlowId", "ExecutionId", "Key", "responses", "COMMON",
-           "YAML_BODY", "inputs_body", "yaml_body", "read_inputs", "parse_labels", "public"]
+           "YAML_BODY", "YAML_DOCUMENTS", "inputs_body", "yaml_body", "read_inputs", "parse_labels", "public",
+           "DateTime", "parse_datetime"]

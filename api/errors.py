@@ -72,7 +72,33 @@ def _simple(status: int, field: str = "") -> Handler:
 
 async def _http(request: Request, exc: HTTPException) -> Response:
     detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-    return error(exc.status_code, detail, headers=getattr(exc, "headers", None))
+    headers = dict(getattr(exc, "headers", None) or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(allowed_methods(request))
+    return error(exc.status_code, detail, headers=headers or None)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """The methods of the path template this path resolves to: the first route matching it
+    (routes are declared most specific first) and its siblings on the same template.
+    Starlette names only the first route's, and one template often has a route per method."""
+    import fastapi.routing
+    from starlette.routing import Match
+
+    routes = request.app.routes
+    flatten = getattr(fastapi.routing, "iter_route_contexts", None)
+    methods: set[str] = set()
+    template = None
+    scope = {**request.scope, "method": "GET"}
+    for route in flatten(routes) if flatten is not None else routes:
+        try:
+            match, _ = route.matches(scope)
+        except Exception:  # a route kind without a path to match
+            continue
+        if match != Match.NONE and template in (None, route.path):
+            template = route.path
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:

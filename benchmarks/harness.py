@@ -235,7 +235,7 @@ class Harness:
         engines = [envs.ENGINES[n] for n in self.o.engines
                    if workload in envs.ENGINES[n].workloads]
         state = {e.name: {"runs": [], "warmup": [], "used": 0.0, "done": False, "error": None,
-                          "timed_out": False} for e in engines}
+                          "timed_out": False, "cold_only": False} for e in engines}
         rounds = self.o.warmup + self.o.runs
         log(f"== {workload}: {', '.join(e.name for e in engines)}")
         for i in range(rounds):
@@ -281,6 +281,11 @@ class Harness:
                 log(f"{workload} {engine.name} {'warm-up' if warm else 'run'}: "
                     f"wall {value['wall']:.3f} s, span {_fmt(value.get('span'))} s, "
                     f"tasks {value['tasks']}/{value['tasks_expected']}")
+                if warm and took > self.o.budget / 2:
+                    # Too slow to afford a warm run after it: the cold run is the figure.
+                    s["runs"].append(s["warmup"].pop())
+                    s["cold_only"] = True
+                    s["done"] = True
                 if s["runs"] and s["used"] + took > self.o.budget:
                     s["done"] = True  # the budget is spent: fewer runs, said in the table
         self.results["workloads"][workload] = state
@@ -376,7 +381,12 @@ def machine() -> dict:
             "python": platform.python_version(), "loadavg_at_start": load}
 
 
+def _terminate(signum: int, frame: Any) -> None:
+    raise SystemExit(f"stopped by signal {signum}")
+
+
 def run(options: Options) -> Path:
+    signal.signal(signal.SIGTERM, _terminate)  # so that the runners are stopped, not orphaned
     harness = Harness(options)
     log(f"writing to {harness.dir}")
     try:

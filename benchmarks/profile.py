@@ -64,24 +64,34 @@ def _frame(text: str) -> tuple[str, str]:
     return m["func"], file
 
 
+# Leaf frames where a thread waits rather than works (py-spy cannot always tell: Ray's
+# actor loop and the event loop's selector wait inside C calls).
+IDLE = ("Worker.main_loop", "EpollSelector.select", "_worker", "Condition.wait",
+        "Event.wait", "Thread.join", "_wait_for_tstate_lock", "Queue.get", "sleep")
+OWN = ("kray/", "storage/", "plugins/", "api/")
+
+
 def summarize(folded: str, top: int = 25) -> dict:
-    """Top functions by own samples and by samples with them on the stack."""
+    """Top functions by own samples, and kray's own functions by samples with them on the
+    stack; idle waits are left out."""
     own: Counter[str] = Counter()
     total: Counter[str] = Counter()
-    samples = 0
+    samples = idle = 0
     for line in folded.splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
             continue
         n = int(count)
+        frames = [_frame(f) for f in stack.split(";")]
+        if not frames or frames[-1][0] in IDLE:
+            idle += n
+            continue
         samples += n
-        frames = [f"{func} ({file})" for func, file in map(_frame, stack.split(";"))]
-        if frames:
-            own[frames[-1]] += n
-        for f in set(frames):
-            total[f] += n
+        own[f"{frames[-1][0]} ({frames[-1][1]})"] += n
+        for func, file in set(frames):
+            if file.startswith(OWN):
+                total[f"{func} ({file})"] += n
     share = (lambda n: round(100.0 * n / samples, 1)) if samples else (lambda n: 0.0)
-    return {"samples": samples,
+    return {"samples": samples, "idle_samples": idle,
             "self": [(f, share(n)) for f, n in own.most_common(top)],
-            "total": [(f, share(n)) for f, n in total.most_common(top * 2)
-                      if "<module>" not in f][:top]}
+            "total": [(f, share(n)) for f, n in total.most_common(top)]}

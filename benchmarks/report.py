@@ -79,6 +79,7 @@ def summarize(workload: str, state: dict) -> dict:
            if runs and runs[0].get("overlaps") is not None else None,
            "missing": sum(1 for r in runs if r["tasks"] < r["tasks_expected"]),
            "error": state.get("error"), "timed_out": state.get("timed_out"),
+           "cold_only": state.get("cold_only"),
            "warmup_wall": med([r["wall"] for r in state.get("warmup") or []])}
     return out
 
@@ -109,7 +110,9 @@ def workload_section(workload: str, states: dict, engines: dict, options: dict,
             notes.append("no overlap")
         if r["missing"]:
             notes.append(f"{r['missing']} runs with task times missing")
-        if 0 < r["n"] < options.get("runs", 5):
+        if r["cold_only"]:
+            notes.append("1 run, no warm-up (slower than half the time budget)")
+        elif 0 < r["n"] < options.get("runs", 5):
             notes.append(f"{r['n']} of {options.get('runs', 5)} runs (time budget)")
         if r["n"] == 0 and r["warmup_wall"] is not None:
             notes.append(f"warm-up only: {ms(r['warmup_wall'])}")

@@ -249,7 +249,8 @@ class CapacityPlanner:
     fan-outs in progress. An execution becomes a fan-out when ``min_fanout`` of its tasks are
     in flight at once; its share grows with its peak and is withdrawn when its last in-flight
     task settles. When no fan-out is left the request is cleared, and idle nodes are removed
-    after the autoscaler's idle timeout.
+    after the autoscaler's idle timeout. kray owns the cluster's request: another caller of
+    ``request_resources`` on the same cluster is overwritten.
     """
 
     def __init__(self, request: Callable[[list[Shape]], None], min_fanout: int):
@@ -258,7 +259,9 @@ class CapacityPlanner:
         self.inflight: dict[Hashable, tuple[str, tuple]] = {}
         self.by_execution: dict[str, Counter[tuple]] = {}
         self.active: dict[str, Counter[tuple]] = {}  # fan-outs: their peak in-flight bundles
-        self.requested: list[Shape] = []
+        # None until the first update, which always writes: a request left behind by an
+        # executor that died mid fan-out is cleared by the next one.
+        self.requested: list[Shape] | None = None
 
     def submitted(self, key: Hashable, execution_id: str, need: Shape) -> None:
         shape = tuple(sorted(need.items()))
@@ -290,7 +293,7 @@ class CapacityPlanner:
             if total >= self.min_fanout and (peak is None or total > sum(peak.values())):
                 self.active[execution_id] = Counter(counts)
                 changed = True
-        if not changed:
+        if not changed and self.requested is not None:
             return False
         bundles = [dict(shape) for peak in self.active.values()
                    for shape, n in peak.items() for _ in range(n)]
@@ -308,13 +311,31 @@ def request_resources(bundles: list[Shape]) -> None:
     ray_request(bundles=[{k: v for k, v in b.items()} for b in bundles])
 
 
+# ---------------------------------------------------------------------- storage
+def storage_from_env(storage_url: str | None, storage_options: dict[str, Any],
+                     env: Mapping[str, str] | None = None) -> tuple[str | None, dict[str, Any]]:
+    """An executor created without a storage URL (``kray run``, e.g. as a Ray job's
+    entrypoint) takes ``KRAY_STORAGE_URL`` / ``KRAY_STORAGE_OPTIONS`` (JSON) from its own
+    environment: the head node's, where a cluster's deployment sets them, so that every node
+    reads and writes the same bucket. An explicit URL is kept."""
+    env = os.environ if env is None else env
+    if storage_url or not env.get("KRAY_STORAGE_URL"):
+        return storage_url, storage_options
+    options = storage_options
+    if env.get("KRAY_STORAGE_OPTIONS"):
+        options = json.loads(env["KRAY_STORAGE_OPTIONS"])
+        if not isinstance(options, dict):
+            raise ValueError("KRAY_STORAGE_OPTIONS must be a JSON object")
+    return env["KRAY_STORAGE_URL"], options
+
+
 # ---------------------------------------------------------------------- dashboard links
 def dashboard_url() -> str | None:
     """The Ray dashboard's base URL: ``KRAY_DASHBOARD_URL``, else as Ray reports it."""
     url = os.environ.get(DASHBOARD_ENV)
     if not url:
         try:
-            import ray._private.worker as worker
+            from ray._private import worker
             url = worker.get_dashboard_url()
         except Exception:
             return None
@@ -368,7 +389,11 @@ class ClusterHooks:
                 gcs = ray.get_runtime_context().gcs_address
             except Exception:
                 gcs = None
-            self.node_types = discover_node_types(gcs)
+            try:
+                self.node_types = discover_node_types(gcs)
+            except (OSError, ValueError) as e:  # a bad KRAY_NODE_TYPES: say so, check less
+                log.error("%s: %s; node types unknown", NODE_TYPES_ENV, e)
+                self.node_types = NodeTypes(source=f"{NODE_TYPES_ENV} unreadable")
             log.info("node types: %s (%s)", self.node_types.types, self.node_types.source)
         return self.node_types
 
@@ -405,8 +430,8 @@ class ClusterHooks:
             ids = run.meta.setdefault("rayTasks", [])
             ids.extend([None] * (attempt - len(ids)))
             ids[attempt - 1] = ref.task_id().hex()
-        except Exception:  # an actor task of a WorkingDirectory group, or no ref
-            pass
+        except Exception as e:  # never fails a submission: the link is only a convenience
+            log.debug("no Ray task id for %s attempt %s: %s", key, attempt, e)
         if options is None or self.min_fanout <= 0 or not self.types().may_grow:
             return
         if self.planner is None:
@@ -433,7 +458,7 @@ class ClusterHooks:
             return
         try:
             if self.planner.update():
-                log.info("capacity request: %d bundles", len(self.planner.requested))
+                log.info("capacity request: %d bundles", len(self.planner.requested or []))
         except Exception as e:
             log.warning("capacity request failed: %s", e)
 
@@ -442,7 +467,7 @@ class ClusterHooks:
         return {"dashboardUrl": dashboard_url(), "nodeTypes": types.types,
                 "nodeTypesSource": types.source, "fixed": types.fixed,
                 "checks": types.enabled, "minFanout": self.min_fanout,
-                "capacityRequest": list(self.planner.requested) if self.planner else []}
+                "capacityRequest": list(self.planner.requested or []) if self.planner else []}
 
 
 def _min_fanout() -> int:
@@ -451,9 +476,24 @@ def _min_fanout() -> int:
         return DEFAULT_MIN_FANOUT
     if value in ("off", "false", "no"):
         return 0
-    return int(value)
+    try:
+        return int(value)
+    except ValueError:
+        log.error("%s=%r is not a number; using %d", CAPACITY_ENV, value, DEFAULT_MIN_FANOUT)
+        return DEFAULT_MIN_FANOUT
 
 
-__all__ = ["ClusterHooks", "CapacityPlanner", "NodeTypes", "dashboard_links", "dashboard_url",
-           "demand_of", "discover_node_types", "fits", "infeasible_reason",
-           "node_types_from_config", "parse_node_types"]
+__all__ = [
+    "CapacityPlanner",
+    "ClusterHooks",
+    "NodeTypes",
+    "dashboard_links",
+    "dashboard_url",
+    "demand_of",
+    "discover_node_types",
+    "fits",
+    "infeasible_reason",
+    "node_types_from_config",
+    "parse_node_types",
+    "storage_from_env",
+]

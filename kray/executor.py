@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from kray.cluster import ClusterHooks
+from kray.cluster import ClusterHooks, storage_from_env
 from kray.engine import events as ev
 from kray.engine.core import decide, new_execution
 from kray.engine.execution import Execution, TaskRun
@@ -116,6 +116,8 @@ class ExecutorService(QueriesMixin, SchedulerMixin):
         from kray.templating import TemplateEngine
 
         self.config = config if isinstance(config, ExecutorConfig) else ExecutorConfig(**config)
+        self.config.storage_url, self.config.storage_options = storage_from_env(
+            self.config.storage_url, self.config.storage_options)  # the head's KRAY_STORAGE_*
         data = Path(self.config.data_dir)
         data.mkdir(parents=True, exist_ok=True)
         self.repo = Repository(data / "kray.duckdb")

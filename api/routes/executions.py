@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from starlette.requests import Request
 from starlette.responses import Response
 
-from kray.api.deps import (COMMON, Client, ExecutionId, FlowId, Namespace, inputs_body,
-                           parse_labels, public, read_inputs, responses)
+from kray.api.deps import (COMMON, Client, DateTime, ExecutionId, FlowId, Namespace,
+                           inputs_body, parse_datetime, parse_labels, public, read_inputs,
+                           responses)
 from kray.api.models import Execution, PagedExecutions
 from kray.api.responses import JSON, SSE, sse_event
 from kray.engine.state import State
@@ -39,8 +39,8 @@ async def search_executions(
         flowId: Annotated[str | None, Query(max_length=100)] = None,
         state: Annotated[list[State] | None, Query(max_length=20)] = None,
         labels: Labels = None,
-        startDate: Annotated[datetime | None, Query(description="Started at or after")] = None,
-        endDate: Annotated[datetime | None, Query(description="Started at or before")] = None,
+        startDate: DateTime("Started at or after") = None,
+        endDate: DateTime("Started at or before") = None,
         page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
         size: Annotated[int, Query(ge=1, le=1000)] = 25,
         sort: Annotated[str, Query(max_length=40, description="field:asc|desc; field one of "
@@ -49,7 +49,8 @@ async def search_executions(
     found = await client.call(
         "search_executions", namespace=namespace, flow_id=flowId,
         states=[s.value for s in state] if state else None, labels=parse_labels(labels),
-        start_after=startDate, start_before=endDate, page=page, size=size, sort=sort)
+        start_after=parse_datetime(startDate, "startDate"),
+        start_before=parse_datetime(endDate, "endDate"), page=page, size=size, sort=sort)
     return JSON({"results": [public(d) for d in found["results"]], "total": found["total"]})
 
 

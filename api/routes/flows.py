@@ -12,8 +12,8 @@ from fastapi import APIRouter, Query
 from starlette.requests import Request
 from starlette.responses import Response
 
-from kray.api.deps import (COMMON, YAML_BODY, Client, FlowId, Namespace, responses,
-                           yaml_body)
+from kray.api.deps import (COMMON, YAML_BODY, YAML_DOCUMENTS, Client, FlowId, Namespace,
+                           responses, yaml_body)
 from kray.api.models import Flow, FlowValidation, NamespaceSync, PagedFlows
 from kray.api.responses import JSON
 
@@ -38,7 +38,7 @@ async def search_flows(
     return JSON(await client.call("search_flows", namespace, q, page, size))
 
 
-@router.post("/validate", response_model=list[FlowValidation], openapi_extra=YAML_BODY,
+@router.post("/validate", response_model=list[FlowValidation], openapi_extra=YAML_DOCUMENTS,
              summary="Validate flows (one or more YAML documents) without saving them")
 async def validate_flows(request: Request, client: Client) -> Response:
     return JSON(await client.call("validate_flows", await yaml_body(request)))
@@ -51,7 +51,7 @@ async def namespace_flows(namespace: Namespace, client: Client) -> Response:
     return JSON(page["results"])
 
 
-@router.post("/{namespace}", response_model=NamespaceSync, openapi_extra=YAML_BODY,
+@router.post("/{namespace}", response_model=NamespaceSync, openapi_extra=YAML_DOCUMENTS,
              summary="Make a namespace hold exactly these flows (YAML documents)")
 async def sync_namespace(
         namespace: Namespace, request: Request, client: Client,

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from starlette.responses import PlainTextResponse, Response
 
-from kray.api.deps import COMMON, Client, ExecutionId, responses
+from kray.api.deps import COMMON, Client, DateTime, ExecutionId, parse_datetime, responses
 from kray.api.models import LogLine, PagedLogs
 from kray.api.responses import JSON, SSE, sse_event
 from kray.api.routes.executions import follow_updates
@@ -29,16 +28,16 @@ async def search_logs(
         minLevel: Level = None,
         q: Annotated[str | None, Query(max_length=200, description="Text in the message")
                      ] = None,
-        startDate: Annotated[datetime | None, Query()] = None,
-        endDate: Annotated[datetime | None, Query()] = None,
+        startDate: DateTime("Logged at or after") = None,
+        endDate: DateTime("Logged at or before") = None,
         page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
         size: Annotated[int, Query(ge=1, le=1000)] = 50,
         sort: Annotated[Literal["asc", "desc"], Query(description="By time")] = "desc"
 ) -> Response:
     return JSON(await client.call(
         "search_logs", namespace=namespace, flow_id=flowId, execution_id=executionId,
-        min_level=minLevel, q=q, start_after=startDate, start_before=endDate, page=page,
-        size=size, sort=sort))
+        min_level=minLevel, q=q, start_after=parse_datetime(startDate, "startDate"),
+        start_before=parse_datetime(endDate, "endDate"), page=page, size=size, sort=sort))
 
 
 @router.get("/{executionId}", response_model=list[LogLine], responses=responses(404),
@@ -62,7 +61,8 @@ async def download_logs(executionId: ExecutionId, client: Client,
         "Content-Disposition": f'attachment; filename="{executionId}.log"'})
 
 
-@router.get("/{executionId}/follow", response_class=SSE, status_code=200, responses={**responses(404), 200: {
+@router.get("/{executionId}/follow", response_class=SSE, status_code=200, responses={
+    **responses(404), 200: {
     "description": "Server-Sent Events: one `log` event per line until the execution ends",
     "content": {"text/event-stream": {"schema": {"type": "string"}}}}},
     summary="Follow an execution's logs (Server-Sent Events)")

@@ -120,7 +120,7 @@ async def get_file(namespace: Namespace, path: FilePath, client: Client) -> Resp
     return Response(data, media_type="application/octet-stream")
 
 
-@router.post("/files", response_model=NamespaceFile, responses=responses(413),
+@router.post("/files", response_model=NamespaceFile, responses=responses(413, 415),
              summary="Upload a namespace file (replaces it)", openapi_extra={
                  "requestBody": {"required": True, "content": {
                      "multipart/form-data": {"schema": {
@@ -131,6 +131,12 @@ async def get_file(namespace: Namespace, path: FilePath, client: Client) -> Resp
 async def put_file(namespace: Namespace, path: FilePath, request: Request,
                    client: Client) -> Response:
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind not in ("multipart/form-data", "application/octet-stream"):
+        return JSON({"message": "send the file as multipart/form-data (fileContent) or "
+                                "application/octet-stream",
+                     "issues": [{"message": f"unsupported content type {kind!r}",
+                                 "path": "Content-Type", "in": "header", "file": None,
+                                 "line": None, "column": None}]}, status_code=415)
     if kind == "multipart/form-data":
         try:
             form = await request.form(max_files=1, max_fields=10)

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Path, Query
 from kray.api.deps import COMMON, Client, FlowId, Namespace, public, responses
 from kray.api.models import Execution
 from kray.api.responses import JSON
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from pydantic.alias_generators import to_camel
 from starlette.requests import Request
 from starlette.responses import Response
@@ -40,29 +40,33 @@ class TriggerRef(_Body):
     trigger_id: str = Field(max_length=100)
 
 
+class Label(_Body):
+    key: str
+    value: str
+
+
 class Backfill(_Body):
     start: datetime
     end: datetime | None = None
     inputs: dict[str, Any] = Field(default_factory=dict)
-    labels: dict[str, str] = Field(default_factory=dict)
-    paused: bool = False
+    labels: dict[str, str] | list[Label] = Field(
+        default_factory=dict, description="A map, or Kestra's list of {key, value}")
+    paused: StrictBool = False
 
-    @field_validator("labels", mode="before")
-    @classmethod
-    def _label_list(cls, v: Any) -> Any:
-        if isinstance(v, list):  # Kestra sends [{key, value}]
-            return {str(i.get("key")): str(i.get("value", "")) for i in v if isinstance(i, dict)}
-        return v
+    def label_map(self) -> dict[str, str]:
+        if isinstance(self.labels, list):
+            return {label.key: label.value for label in self.labels}
+        return self.labels
 
 
 class TriggerUpdate(TriggerRef):
-    disabled: bool | None = None
+    disabled: StrictBool | None = None
     backfill: Backfill | None = None
 
 
 class SetDisabled(_Body):
     triggers: list[TriggerRef] = Field(max_length=1000)
-    disabled: bool = True
+    disabled: StrictBool = True
 
 
 class TriggerContext(BaseModel):
@@ -133,17 +137,6 @@ async def search_triggers(
     return JSON(await client.call("triggers", namespace, flowId, q, page, size))
 
 
-@router.get("/triggers/{namespace}/{flowId}", tags=["Triggers"], response_model=PagedTriggers,
-            summary="The triggers of a flow")
-async def flow_triggers(namespace: Namespace, flowId: FlowId, client: Client,
-                        page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
-                        size: Annotated[int, Query(ge=1, le=1000)] = 100) -> Response:
-    found = await client.call("triggers", namespace, flowId, None, 1, 100_000)
-    results = [r for r in found["results"] if r["triggerContext"]["namespace"] == namespace]
-    start = (page - 1) * size
-    return JSON({"results": results[start:start + size], "total": len(results)})
-
-
 @router.put("/triggers", tags=["Triggers"], response_model=TriggerView,
             responses=responses(404, 409),
             summary="Update a trigger: enable or disable it, or start a backfill")
@@ -154,7 +147,8 @@ async def update_trigger(update: TriggerUpdate, client: Client) -> Response:
         view = await client.call("set_trigger_enabled", *ref, not update.disabled)
     if update.backfill is not None:
         bf = update.backfill
-        view = await client.call("backfill", *ref, bf.start, bf.end, bf.inputs, bf.labels)
+        view = await client.call("backfill", *ref, bf.start, bf.end, bf.inputs,
+                                bf.label_map())
         if bf.paused:
             view = await client.call("set_backfill_paused", *ref, True)
     if view is None:
@@ -190,6 +184,18 @@ async def unpause_backfill(ref: TriggerRef, client: Client) -> Response:
 async def delete_backfill(ref: TriggerRef, client: Client) -> Response:
     return JSON(await client.call("delete_backfill", ref.namespace, ref.flow_id,
                                   ref.trigger_id))
+
+
+# Last: it would otherwise take /triggers/backfill/pause for a namespace and a flow.
+@router.get("/triggers/{namespace}/{flowId}", tags=["Triggers"], response_model=PagedTriggers,
+            summary="The triggers of a flow")
+async def flow_triggers(namespace: Namespace, flowId: FlowId, client: Client,
+                        page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+                        size: Annotated[int, Query(ge=1, le=1000)] = 100) -> Response:
+    found = await client.call("triggers", namespace, flowId, None, 1, 100_000)
+    results = [r for r in found["results"] if r["triggerContext"]["namespace"] == namespace]
+    start = (page - 1) * size
+    return JSON({"results": results[start:start + size], "total": len(results)})
 
 
 __all__ = ["router"]

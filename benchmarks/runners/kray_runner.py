@@ -11,7 +11,9 @@ the executor's recorded attempt start/end; wall time is from ``create_execution`
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -81,6 +83,9 @@ class Runner:
         self.executor = None
         self.deployed: set[str] = set()
         self.remote = {}
+        self.has_wait: bool | None = None
+        self.data_dir = ""
+        self.server: subprocess.Popen | None = None
 
     # ------------------------------------------------------------------ setup
     def setup(self, _: dict) -> dict:
@@ -93,6 +98,7 @@ class Runner:
                  log_to_driver=False, logging_level="ERROR")
         self.ray = ray
         data = Path(tempfile.mkdtemp(prefix="kray-bench-"))
+        self.data_dir = str(data)
         self.executor = executor_actor(ExecutorConfig(data_dir=str(data)))
         pid = ray.get(self.executor.ping.remote())["pid"]
         self._define_remote()
@@ -134,17 +140,16 @@ class Runner:
         return flow_id
 
     def _kray(self, workload: str, variant: str) -> dict:
-        from kray.runner import follow
-
         flow_id = self._deploy(workload, variant)
         t0 = time.perf_counter()
         created = self.ray.get(self.executor.create_execution.remote(NS, flow_id, {}))
-        execution = follow(self.executor, created["id"])
+        execution = self._wait(created["id"])
         wall = time.perf_counter() - t0
         if execution["state"] != "SUCCESS":
             raise RuntimeError(f"execution {execution['state']}: {execution.get('error')} "
                                f"{[t.get('error') for t in execution['taskRuns'] if t.get('error')][:3]}")
-        runnable = [t for t in execution["taskRuns"] if t["attempts"]]
+        # Runnable task runs only (the ForEach itself is resolved in the executor).
+        runnable = [t for t in execution["taskRuns"] if t["attempts"] and t["taskId"] != "loop"]
         spans = [(common.epoch(t["attempts"][-1]["startDate"]),
                   common.epoch(t["attempts"][-1]["endDate"])) for t in runnable]
         sequential = workload in ("chain40-light", "chain10-heavy", "foreach100")
@@ -157,6 +162,22 @@ class Runner:
                              engine_start=common.epoch(execution["startDate"]),
                              engine_end=common.epoch(execution["endDate"]),
                              task_runs=len(execution["taskRuns"]), **extra)
+
+    def _wait(self, execution_id: str) -> dict:
+        """The execution once it ended: ``wait_execution`` (what ``?wait=true`` uses, no
+        coalescing) where the executor has it, else ``follow`` (``kray run``'s long poll,
+        which coalesces changes for up to 100 ms)."""
+        from kray.runner import follow
+
+        if self.has_wait is None:
+            from kray.executor import ExecutorService
+            self.has_wait = hasattr(ExecutorService, "wait_execution")
+        if not self.has_wait:
+            return follow(self.executor, execution_id)
+        while True:
+            answer = self.ray.get(self.executor.wait_execution.remote(execution_id, 30.0))
+            if answer["done"]:
+                return answer["execution"]
 
     def _raw(self, workload: str) -> dict:
         ray, step, join = self.ray, self.remote["step"], self.remote["join"]
@@ -186,24 +207,82 @@ class Runner:
 
     # ------------------------------------------------------------------ API load
     def api(self, command: dict) -> dict:
-        """No REST API in kray yet: executions are created through the executor actor (what
-        the API will call) and awaited with ``follow``, from threads of this driver."""
-        from kray.runner import follow
-
+        """``kray``: over HTTP, ``POST /api/v1/executions/{ns}/{id}?wait=true`` to ``kray
+        server start`` joined to this runner's Ray (same executor). ``kray-actor``: the
+        executor actor's own API (``create_execution`` + ``wait_execution``), no HTTP."""
         flow_id = self._deploy("api", "kray")
+        if command["engine"] == "kray-actor":
+            return self._api_actor(flow_id, command)
+        return self._api_http(flow_id, command)
+
+    def _api_actor(self, flow_id: str, command: dict) -> dict:
         executor, ray = self.executor, self.ray
 
         def trigger():
             return ray.get(executor.create_execution.remote(NS, flow_id, {}))["id"]
 
         def wait(execution_id):
-            execution = follow(executor, execution_id)
-            if execution["state"] != "SUCCESS":
-                raise RuntimeError(execution["state"])
+            if self._wait(execution_id)["state"] != "SUCCESS":
+                raise RuntimeError("execution failed")
 
         out = common.load_test(trigger, wait, command["rates"], command["step_s"])
-        out["via"] = "executor actor (create_execution + follow), no HTTP"
+        out["via"] = "executor actor: create_execution, then wait_execution (no HTTP)"
         return out
+
+    def _api_http(self, flow_id: str, command: dict) -> dict:
+        import base64
+        import socket
+        import urllib.request
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        gcs = self.ray.get_runtime_context().gcs_address
+        env = dict(os.environ, KRAY_BASIC_AUTH="bench:bench-password")
+        kray = Path(sys.executable).parent / "kray"
+        self.server = subprocess.Popen(
+            [str(kray), "server", "start", "--address", gcs, "--host", "127.0.0.1",
+             "--port", str(port), "--data-dir", self.data_dir],
+            env=env, stdout=sys.stderr, stderr=sys.stderr)
+        base = f"http://127.0.0.1:{port}"
+        auth = "Basic " + base64.b64encode(b"bench:bench-password").decode()
+        deadline = time.time() + 180
+        while True:
+            try:
+                urllib.request.urlopen(base + "/health", timeout=5).read()
+                break
+            except Exception:
+                if self.server.poll() is not None or time.time() > deadline:
+                    raise RuntimeError("kray server did not start (see the log)")
+                time.sleep(0.5)
+        url = f"{base}/api/v1/executions/{NS}/{flow_id}?wait=true"
+
+        def trigger():
+            req = urllib.request.Request(url, data=b"", method="POST",
+                                         headers={"Authorization": auth})
+            with urllib.request.urlopen(req, timeout=120) as r:
+                return json.loads(r.read())
+
+        def wait(execution):
+            if execution.get("state") != "SUCCESS":
+                raise RuntimeError(f"execution {execution.get('state')}")
+
+        try:
+            out = common.load_test(trigger, wait, command["rates"], command["step_s"])
+        finally:
+            self._stop_server()
+        out["via"] = ("HTTP: POST /api/v1/executions/{ns}/{id}?wait=true (basic auth) to "
+                      "kray server start, joined to the same Ray and executor")
+        return out
+
+    def _stop_server(self) -> None:
+        if self.server is not None and self.server.poll() is None:
+            self.server.terminate()
+            try:
+                self.server.wait(30)
+            except subprocess.TimeoutExpired:
+                self.server.kill()
+        self.server = None
 
     def render_cost(self, _: dict) -> dict:
         from kray.templating import TemplateEngine
@@ -216,6 +295,7 @@ class Runner:
                 "fibo10_python_ms": common.compute_seconds(FIB_LIGHT, 50) * 1000}
 
     def cleanup(self, _: dict) -> None:
+        self._stop_server()
         if self.ray is not None and self.ray.is_initialized():
             self.ray.shutdown()
 

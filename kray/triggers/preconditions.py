@@ -88,7 +88,8 @@ def window(tw: TimeWindow, now: datetime) -> tuple[datetime, datetime] | None:
     if tw.type is WindowType.DAILY_TIME_DEADLINE:  # the model requires the times it needs
         start, end = midnight, _at(midnight, tw.deadline or time.max)
     else:
-        start, end = _at(midnight, tw.start_time or time.min), _at(midnight, tw.end_time or time.max)
+        start = _at(midnight, tw.start_time or time.min)
+        end = _at(midnight, tw.end_time or time.max)
     return (start, end) if start <= now < end else None
 
 

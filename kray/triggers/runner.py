@@ -102,6 +102,7 @@ class TriggerRunner:
         self._backfills: dict[TriggerKey, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task] = set()
         self._pending_ends: list[tuple[dict, dict | None]] = []
+        self._unparsed: set[tuple[str, str]] = set()  # flows whose triggers could not load
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -112,7 +113,8 @@ class TriggerRunner:
         for doc in await asyncio.to_thread(repo.list_flows):
             if "triggers" in doc["source"]:
                 await self.sync_flow(doc["namespace"], doc["id"], now)
-        orphans = [k for k in self.states if k not in self.entries]
+        orphans = [k for k in self.states
+                   if k not in self.entries and k[:2] not in self._unparsed]
         await asyncio.to_thread(delete_states, repo, orphans)
         for key in orphans:
             self.states.pop(key, None)
@@ -141,14 +143,12 @@ class TriggerRunner:
             self.spawn(self._on_ended(ended))
 
     # ------------------------------------------------------------------ flows
-    def _parse_flow(self, namespace: str, flow_id: str) -> list[Entry] | None:
-        """The flow's triggers that the scheduler runs; None when the flow is gone."""
+    def _parse_flow(self, namespace: str, flow_id: str) -> list[Entry]:
+        """The flow's triggers that the scheduler runs; none when the flow is gone. A flow
+        that no longer parses (a plugin missing) raises: its triggers are left as they are."""
         try:
             flow = self.ex._plan_for(namespace, flow_id).flow
         except FlowNotFound:
-            return None
-        except KrayError as e:
-            log.error("triggers of %s/%s not loaded: %s", namespace, flow_id, e)
             return []
         entries = []
         for trigger in flow.triggers:
@@ -165,7 +165,13 @@ class TriggerRunner:
     async def sync_flow(self, namespace: str, flow_id: str, now: datetime) -> None:
         """Make the running triggers match the flow's latest revision."""
         async with self.locks[(namespace, flow_id)]:
-            new = {e.key: e for e in self._parse_flow(namespace, flow_id) or []}
+            try:
+                new = {e.key: e for e in self._parse_flow(namespace, flow_id)}
+            except KrayError as e:
+                log.error("triggers of %s/%s left as they were: %s", namespace, flow_id, e)
+                self._unparsed.add((namespace, flow_id))
+                return
+            self._unparsed.discard((namespace, flow_id))
             gone = sorted({k for k in (*self.entries, *self.states)
                            if k[:2] == (namespace, flow_id) and k not in new})
             for key in gone:
@@ -241,8 +247,12 @@ class TriggerRunner:
                 log.warning("%s: tick %s skipped, later than lateMaximumDelay", key, tick)
             for tick in plan.fire:
                 await self._fire_tick(entry, trigger, state, tick)
+            # A wake-up that found nothing due need not be written: no tick lies between
+            # the stored watermark and this one.
+            quiet = not (plan.fire or plan.late) and plan.next_tick == state.next_tick
             state.watermark, state.next_tick = plan.watermark, plan.next_tick
-            await self.save(state)
+            if not quiet:
+                await self.save(state)
             if self.entries.get(key) is entry and not self.off(key):
                 if plan.more:  # a long downtime recovered with ALL: paced rounds
                     self._arm(key, now_utc() + timedelta(seconds=ROUND_INTERVAL))
@@ -267,8 +277,9 @@ class TriggerRunner:
             state.last_error = f"tick {tick.isoformat()}: {e}"
             log.warning("%s: %s", entry.key, state.last_error)
             return None
-        return await self.create_keyed(entry, state, tick_key(entry.namespace, entry.flow_id, trigger.id, tick), inputs,
-                                       labels, variables, backfill=backfill is not None)
+        key = tick_key(entry.namespace, entry.flow_id, trigger.id, tick)
+        return await self.create_keyed(entry, state, key, inputs, labels, variables,
+                                       backfill=backfill is not None)
 
     async def create_keyed(self, entry: Entry, state: TriggerState, key: str,
                            inputs: dict[str, Any], labels: dict[str, str],
@@ -379,8 +390,9 @@ class TriggerRunner:
                     state.last_error = f"execution {ended['id']}: {e}"
                     await self.save(state)
                     continue
-                await self.create_keyed(entry, state, ended_key(entry.namespace, entry.flow_id, trigger.id, ended), inputs,
-                                        dict(trigger.labels), variables)
+                key_of_end = ended_key(entry.namespace, entry.flow_id, trigger.id, ended)
+                await self.create_keyed(entry, state, key_of_end, inputs, dict(trigger.labels),
+                                        variables)
                 await self.save(state)
 
     async def _stop_after(self, ended: dict, meta: dict) -> None:

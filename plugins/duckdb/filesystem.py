@@ -10,9 +10,10 @@ Two ways in, both always on:
 * On the local backend, ``rewrite_storage_literals`` also replaces each ``'kray:///...'`` string
   literal that stands where a file goes (after FROM, JOIN, TO, ATTACH, or inside a
   ``read_*(...)``/``glob(...)`` call) by the file's local path, so that DuckDB reads it with its
-  own threads and no Python in between (about 20% faster on a 10-million-row Parquet scan than
-  the fsspec route). Other literals (``SELECT 'kray:///x' AS uri``) are left alone: data stays
-  data. A literal the rewrite misses still works, through the filesystem.
+  own threads and no Python in between (a 10-million-row Parquet GROUP BY ran 10-25% faster
+  than through the fsspec route on a 2-CPU machine; the filesystem holds the GIL per read).
+  Other literals (``SELECT 'kray:///x' AS uri``) are left alone: data stays data. A literal
+  the rewrite misses still works, through the filesystem.
 """
 
 from __future__ import annotations

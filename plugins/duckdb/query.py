@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import model_validator
 
 from kray.errors import StoragePathError, TaskError
+from kray.plugins.duckdb import connections
 from kray.plugins.duckdb.filesystem import KrayFileSystem, rewrite_storage_literals
 from kray.plugins.jdbc.results import (FETCH_LIMIT, FetchType, SqlTask, StoreFormat, row_dict,
                                        too_many_rows)
@@ -252,13 +253,14 @@ def _copy(con: duckdb.DuckDBPyConnection, statement: Any, params: dict[str, Any]
     if statement.type == duckdb.StatementType.SELECT:
         query = _without_semicolon(statement.query)
         copy = f"COPY (\n{query}\n) TO '{_quote(target)}' ({options})"
-        return int(con.execute(copy, _params_for(statement, params)).fetchone()[0])  # type: ignore[index]
+        counted = con.execute(copy, _params_for(statement, params)).fetchone()
+        return int(counted[0]) if counted else 0
     # PRAGMA, CALL, EXPLAIN, PIVOT...: COPY cannot wrap them; their relation can be registered.
     relation = con.sql(statement.query, params=_params_for(statement, params) or None)
     con.register("__kray_result", relation)
     try:
-        return int(con.execute(f"COPY __kray_result TO '{_quote(target)}' ({options})")
-                   .fetchone()[0])  # type: ignore[index]
+        counted = con.execute(f"COPY __kray_result TO '{_quote(target)}' ({options})").fetchone()
+        return int(counted[0]) if counted else 0
     finally:
         con.unregister("__kray_result")
 
@@ -342,7 +344,7 @@ class _Workspace:
         import duckdb
 
         try:
-            con = duckdb.connect(self.database or ":memory:")
+            con = connections.connect(self.database)
         except duckdb.Error as e:
             raise TaskError(f"DuckDB cannot open {self.database}: {e}") from None
         storage = self.ctx.storage
@@ -367,11 +369,11 @@ class _Workspace:
                 uploaded[name] = storage.put_file(self.ctx.storage_path(name), Path(path))
             outputs["outputFiles"] = uploaded
         if self.database is not None and (self.task.output_db_file or self._storage_db):
-            path = Path(self.database)
-            if self._storage_db and not self.task.output_db_file and _stamp(path) == self._stamp:
+            db = Path(self.database)
+            if self._storage_db and not self.task.output_db_file and _stamp(db) == self._stamp:
                 outputs["databaseUri"] = self._storage_db  # unchanged: the same file will do
             else:
-                outputs["databaseUri"] = storage.put_file(self.ctx.storage_path(path.name), path)
+                outputs["databaseUri"] = storage.put_file(self.ctx.storage_path(db.name), db)
         return outputs
 
 

@@ -219,7 +219,7 @@ class CopyIn(PostgresConnection):
             target = sql.SQL("{} ({})").format(table, names)
         if not raw:  # rows written with write_row: COPY's default text format
             return sql.SQL("COPY {} FROM STDIN").format(target)
-        options = [sql.SQL("FORMAT {}").format(sql.SQL(self.format.lower()))]
+        options: list[Any] = [sql.SQL("FORMAT {}").format(sql.SQL(self.format.lower()))]
         if self.header and self.format == "CSV":
             options.append(sql.SQL("HEADER true"))
         for name, value in (("DELIMITER", self.delimiter), ("QUOTE", self.quote),

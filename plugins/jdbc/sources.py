@@ -59,15 +59,15 @@ def read_batches(ctx: RunContext, uri: str, fmt: FileFormat, *, header: bool = T
     try:
         if location == uri and isinstance(storage, InternalStorage):
             con.register_filesystem(KrayFileSystem(storage))
+        args: dict[str, Any] = {"path": location}
         if fmt is FileFormat.PARQUET:
-            query, args = "SELECT * FROM read_parquet($path)", {"path": location}
+            query = "SELECT * FROM read_parquet($path)"
         elif fmt is FileFormat.JSONL:
-            query, args = ("SELECT * FROM read_json($path, format = 'newline_delimited')",
-                           {"path": location})
+            query = "SELECT * FROM read_json($path, format = 'newline_delimited')"
         else:
             query = ("SELECT * FROM read_csv($path, header = $header, delim = $delim, "
                      "all_varchar = true, quote = '\"', escape = '\"')")
-            args = {"path": location, "header": header, "delim": delimiter}
+            args.update(header=header, delim=delimiter)
         try:
             cursor = con.execute(query, args)
             while rows := cursor.fetchmany(batch):

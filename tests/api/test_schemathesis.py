@@ -1,6 +1,12 @@
 """Schemathesis over the live OpenAPI spec, with credentials: no 5xx, and every answer as
-the spec says (status code, content type, body schema). Bounded: a few examples per
-operation."""
+the spec says (status code, content type, headers, body schema). Bounded: a few examples per
+operation.
+
+One default check is left out, ``positive_data_acceptance``: it wants every body the JSON
+schema allows accepted, but our bodies are YAML flows and flow inputs whose validity no JSON
+schema can express. Rejecting such a body is the documented 422 with its issues, which the
+other checks hold to the spec.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ from tests.api.conftest import PASSWORD, USER, LiveServer
 
 schemathesis = pytest.importorskip("schemathesis")
 from hypothesis import HealthCheck, Phase, settings  # noqa: E402
+from schemathesis.specs.openapi.checks import positive_data_acceptance  # noqa: E402
 
 from kray.config import basic_header  # noqa: E402
 
@@ -24,12 +31,16 @@ def api_schema(live_server: LiveServer) -> object:
                                          auth=(USER, PASSWORD), timeout=30)
 
 
-schema = schemathesis.pytest.from_fixture("api_schema")
+# The scheduler's routes (api/routes/triggers.py: the webhook and /triggers) belong to its
+# author and its tests.
+schema = schemathesis.pytest.from_fixture("api_schema").exclude(tag="Triggers").exclude(
+    path_regex="/executions/webhook/")
 
 
 @schema.parametrize()
 @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, derandomize=True,
           phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
 def test_api_matches_its_spec(case: object) -> None:
-    case.call_and_validate(headers={"Authorization": basic_header(USER, PASSWORD)},  # type: ignore[attr-defined]
-                           timeout=30)
+    case.call_and_validate(  # type: ignore[attr-defined]
+        headers={"Authorization": basic_header(USER, PASSWORD)}, timeout=30,
+        excluded_checks=[positive_data_acceptance])

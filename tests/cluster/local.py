@@ -188,7 +188,7 @@ def start_head(temp_dir: Path, *, num_cpus: float = 1, resources: dict[str, floa
     head = Head(temp_dir, token, port, dash, full_env)
     try:
         proc = subprocess.run(cmd, env=full_env, capture_output=True, text=True,
-                              timeout=timeout, cwd=temp_dir)
+                              timeout=timeout, cwd=temp_dir, check=False)
     except subprocess.TimeoutExpired as e:
         head.stop()
         raise RuntimeError(f"ray start --head timed out after {timeout}s") from e
@@ -229,7 +229,7 @@ def run_scenario(name: str, args: dict[str, Any], *, token: str | None = None,
     cmd = [sys.executable, "-m", "tests.cluster.scenarios", name, json.dumps(args)]
     try:
         proc = subprocess.run(cmd, env=full_env, capture_output=True, text=True,
-                              timeout=timeout, cwd=cwd or ROOT)
+                              timeout=timeout, cwd=cwd or ROOT, check=False)
     except subprocess.TimeoutExpired as e:
         out = (e.stdout or b"")[-4000:] if isinstance(e.stdout, bytes) else (e.stdout or "")
         raise AssertionError(f"scenario {name} timed out after {timeout}s:\n{out}") from e
@@ -242,5 +242,14 @@ def run_scenario(name: str, args: dict[str, Any], *, token: str | None = None,
                          f"{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
 
 
-__all__ = ["Head", "ROOT", "cluster_env", "fake_autoscaling_config", "free_ports", "marked",
-           "run_scenario", "start_head", "stop"]
+__all__ = [
+    "ROOT",
+    "Head",
+    "cluster_env",
+    "fake_autoscaling_config",
+    "free_ports",
+    "marked",
+    "run_scenario",
+    "start_head",
+    "stop",
+]

@@ -67,9 +67,10 @@ def summary(execution: dict, seconds: float | None = None) -> dict:
 def head_args(temp_dir: str, **extra: Any) -> dict[str, Any]:
     """``ray.cluster_utils.Cluster`` head on 127.0.0.1, its own temp dir and free ports."""
     (agent,) = free_ports(1)
-    args = dict(node_ip_address="127.0.0.1", temp_dir=temp_dir, include_dashboard=False,
-                dashboard_agent_listen_port=agent, num_cpus=0,
-                object_store_memory=80 * MiB, min_worker_port=0, max_worker_port=0)
+    args: dict[str, Any] = {
+        "node_ip_address": "127.0.0.1", "temp_dir": temp_dir, "include_dashboard": False,
+        "dashboard_agent_listen_port": agent, "num_cpus": 0,
+        "object_store_memory": 80 * MiB, "min_worker_port": 0, "max_worker_port": 0}
     args.update(extra)
     return args
 

@@ -32,6 +32,10 @@ tasks:
   - id: shout
     type: io.kestra.plugin.core.debug.Return
     format: "{{ 'job' | upper }}"
+  - id: keep
+    type: io.kestra.plugin.core.storage.Write
+    content: kept where the head's KRAY_STORAGE_URL says
+    extension: .txt
 outputs:
   - id: shouted
     type: STRING
@@ -73,7 +77,8 @@ def kray_package(target: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def head(short_tmp: Path) -> Iterator[Head]:
-    head = start_head(short_tmp / "ray", num_cpus=2, dashboard=True)
+    head = start_head(short_tmp / "ray", num_cpus=2, dashboard=True,
+                      env={"KRAY_STORAGE_URL": str(short_tmp / "shared")})
     yield head
     head.stop()
 
@@ -143,6 +148,12 @@ def test_a_failing_flow_is_a_failed_job(report: dict) -> None:
     log = report["logs"]["failing"]
     assert "■ boom FAILED" in log and "failed on purpose" in log
     assert re.search(r"jobs\.failing \w{22} FAILED", log)
+
+
+def test_storage_comes_from_the_head_nodes_environment(short_tmp: Path, report: dict) -> None:
+    # `kray run` created the executor without a storage URL: the head's KRAY_STORAGE_URL won
+    (kept,) = (short_tmp / "shared").rglob("keep.txt")
+    assert kept.read_text() == "kept where the head's KRAY_STORAGE_URL says"
 
 
 def test_the_runtime_env_can_carry_kray(report: dict) -> None:

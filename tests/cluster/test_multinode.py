@@ -14,8 +14,15 @@ import pytest
 
 from tests.cluster.local import run_scenario
 from tests.conftest import skip_or_fail
-from tests.s3server import (ACCESS_KEY, REGION, SECRET_KEY, create_bucket, moto_available,
-                            moto_s3_server, s3_storage_options)
+from tests.s3server import (
+    ACCESS_KEY,
+    REGION,
+    SECRET_KEY,
+    create_bucket,
+    moto_available,
+    moto_s3_server,
+    s3_storage_options,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -77,7 +84,7 @@ def test_a_task_no_node_can_hold_fails_at_once(report: dict[str, Any]) -> None:
     assert impossible["state"] == "FAILED"
     assert impossible["seconds"] < 15  # it does not wait in Ray's queue
     errors = {task: impossible["runs"][task]["error"] for task in ("gpu", "zone_z", "huge")}
-    for task, error in errors.items():
+    for error in errors.values():
         assert error.startswith("no node of this Ray cluster can ever run this task"), error
         assert "the cluster does not autoscale" in error
     assert "asks for {CPU=1, GPU=1}, no node has GPU" in errors["gpu"]

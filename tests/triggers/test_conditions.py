@@ -86,8 +86,9 @@ def test_execution_outputs() -> None:
 
 
 def test_expression() -> None:
-    assert check({"type": kestra("Expression"), "expression": "{{ trigger.body.kind == 'push' }}"})
-    assert not check({"type": kestra("Expression"), "expression": "{{ trigger.body.kind == 'pr' }}"})
+    expression = {"type": kestra("Expression")}
+    assert check({**expression, "expression": "{{ trigger.body.kind == 'push' }}"})
+    assert not check({**expression, "expression": "{{ trigger.body.kind == 'pr' }}"})
 
 
 @pytest.mark.parametrize("day,expected", [("FRIDAY", True), ("MONDAY", False)])

@@ -14,6 +14,8 @@ import psutil
 import pytest
 
 from kray.runner import follow
+from kray.storage.repository import Repository
+from kray.storage.triggers import load_states, save_states
 
 pytestmark = pytest.mark.ray
 
@@ -97,7 +99,7 @@ triggers:
 """))
     try:
         ctx = wait_for(lambda: (c := context(ray, executor, "fails_once", "tick"))["disabled"]
-                       and c, timeout=10, what="stopAfter to disable the trigger")
+                       and c, timeout=30, what="stopAfter to disable the trigger")
     finally:
         ray.get(executor.set_trigger_enabled.remote(NS, "fails_once", "tick", False))
     assert ctx["stoppedBy"]["state"] == "FAILED"
@@ -217,6 +219,7 @@ triggers:
     type: io.kestra.plugin.core.trigger.Schedule
     cron: "@yearly"
     timezone: Europe/Paris
+    recoverMissedSchedules: LAST
 """
 
 
@@ -255,14 +258,25 @@ def test_backfill_starts_each_tick_once_across_restarts(ray_session, tmp_path: P
     pid = ray.get(first.ping.remote())["pid"]
     ray.kill(first)
     wait_for(lambda: not psutil.pid_exists(pid), what="the first executor to exit")
+    # As if it had been down since mid-2021: the persisted watermark is all it knows.
+    with Repository(tmp_path / "kray.duckdb") as repo:
+        (state,) = load_states(repo)
+        state.watermark = datetime(2021, 6, 1, tzinfo=UTC)
+        save_states(repo, [state])
     second = own_executor(ray, tmp_path)
     try:
-        assert ray.get(second.trigger.remote(NS, "yearly", "new_year"))["triggerContext"][
-            "lastBackfill"]["executions"] == 0  # its state survived
+        # recoverMissedSchedules: LAST: of the ticks missed since 2021, only this year's.
+        this_year = str(datetime.now(UTC).year)
+        wait_for(lambda: this_year in {d["trigger"]["date"][:4]
+                                       for d in executions(ray, second, "yearly")},
+                 what="the last missed tick to be recovered")
+        ctx = ray.get(second.trigger.remote(NS, "yearly", "new_year"))["triggerContext"]
+        assert ctx["lastBackfill"]["executions"] == 0  # its state survived
+        assert datetime.fromisoformat(ctx["date"]) > datetime(2021, 6, 1, tzinfo=UTC)
         again = backfill_done(ray, second, "2018-01-01T00:00:00+01:00", "2023-01-01T00:00:00")
         assert again["executions"] == 1  # only 2018 was new
         years = sorted(d["trigger"]["date"][:4] for d in executions(ray, second, "yearly"))
-        assert years == ["2018", "2019", "2020", "2021", "2022"]
+        assert years == ["2018", "2019", "2020", "2021", "2022", this_year]
     finally:
         ray.kill(second)
 

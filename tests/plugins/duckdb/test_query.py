@@ -257,3 +257,15 @@ def test_a_storage_database_is_downloaded_and_uploaded_when_changed(
 def test_a_missing_storage_database_fails(runner: TaskRunner) -> None:
     result = query(runner, "SELECT 1", databaseUri="kray:///company/team/none.duckdb")
     assert result.state == "FAILED" and "file not found" in (result.error or "")
+
+
+def test_each_run_gets_a_database_of_its_own(runner: TaskRunner) -> None:
+    # In-memory databases are opened ahead of time (kray.plugins.duckdb.connections): a spare
+    # must never carry one run's tables or settings into the next.
+    ok(query(runner, "CREATE TABLE leftover AS SELECT 1 AS a; SET GLOBAL default_order = 'DESC'"))
+    for _ in range(3):
+        out = ok(query(runner, "SELECT count(*) AS n FROM duckdb_tables() "
+                               "WHERE table_name = 'leftover'", fetchType="FETCH_ONE"))
+        assert out["row"] == {"n": 0}
+    out = ok(query(runner, "SELECT current_setting('default_order') AS o", fetchType="FETCH_ONE"))
+    assert out["row"] == {"o": "ASCENDING"}

@@ -37,7 +37,8 @@ def sales(pg: Callable[..., Any]) -> str:
                                  day date, at timestamptz, tags jsonb, ok boolean)""")
     pg(f"""INSERT INTO {table}
            SELECT i, (ARRAY['north', 'south', 'east'])[i % 3 + 1], i * 0.25,
-                  DATE '2024-01-01' + i % 366, TIMESTAMPTZ '2024-01-01 00:00:00+00' + i * INTERVAL '1 minute',
+                  DATE '2024-01-01' + i % 366,
+                  TIMESTAMPTZ '2024-01-01 00:00:00+00' + i * INTERVAL '1 minute',
                   jsonb_build_object('n', i), i % 2 = 0
            FROM generate_series(1, 25000) i""")
     return table
