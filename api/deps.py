@@ -169,5 +169,5 @@ def public(doc: dict[str, Any], *, task_outputs: bool = True) -> dict[str, Any]:
 
 
 __all__ = ["Client", "Namespace", "FlowId", "ExecutionId", "Key", "responses", "COMMON",
-           "YAML_BODY", "YAML_DOCUMENTS", "inputs_body", "yaml_body", "read_inputs", "parse_labels", "public",
-           "DateTime", "parse_datetime"]
+           "YAML_BODY", "YAML_DOCUMENTS", "inputs_body", "yaml_body", "read_inputs",
+           "parse_labels", "public", "DateTime", "parse_datetime"]

@@ -210,19 +210,22 @@ def main() -> None:
     parser.add_argument("--scale-tasks", type=int, default=2000)
     parser.add_argument("--scale-sleep", type=float, default=0.2)
     parser.add_argument("--no-scale", action="store_true", help="skip the autoscaling part")
+    parser.add_argument("--no-throughput", action="store_true",
+                        help="skip the throughput part")
     args = parser.parse_args()
     token = secrets.token_hex(8)
     os.environ[MARK] = token  # every Ray process started from here carries it: stopped by it
     root = Path(tempfile.mkdtemp(prefix="kb-", dir="/tmp"))
     try:
-        t = throughput(args, root / "fixed")
-        print(f"fan-out 1 -> {args.tasks} -> 1 on {args.nodes} nodes x {args.cpus} CPUs "
-              f"(median of {args.runs}):")
-        print(f"  kray    {t['kray_runs_per_s']:8.0f} task runs/s  ({t['kray_s']:.2f} s)  "
-              f"spread {t['kray_spread']}")
-        print(f"  raw Ray {t['raw_runs_per_s']:8.0f} task runs/s  ({t['raw_s']:.2f} s)  "
-              f"spread {t['raw_spread']}")
-        print(f"  kray / raw Ray: {t['kray_runs_per_s'] / t['raw_runs_per_s']:.2f}")
+        if not args.no_throughput:
+            t = throughput(args, root / "fixed")
+            print(f"fan-out 1 -> {args.tasks} -> 1 on {args.nodes} nodes x {args.cpus} CPUs "
+                  f"(median of {args.runs}):")
+            print(f"  kray    {t['kray_runs_per_s']:8.0f} task runs/s  ({t['kray_s']:.2f} s)  "
+                  f"spread {t['kray_spread']}")
+            print(f"  raw Ray {t['raw_runs_per_s']:8.0f} task runs/s  ({t['raw_s']:.2f} s)  "
+                  f"spread {t['raw_spread']}")
+            print(f"  kray / raw Ray: {t['kray_runs_per_s'] / t['raw_runs_per_s']:.2f}")
         if not args.no_scale:
             for requests in (True, False):
                 a = autoscaling(args, root / f"scale-{int(requests)}", requests)

@@ -77,7 +77,8 @@ def main() -> None:
 
     from kray.executor import ExecutorConfig, executor_actor
 
-    ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, namespace="kray",
+    ray.init(address="local", _node_ip_address="127.0.0.1", include_dashboard=False,
+             namespace="kray",
              log_to_driver=False, logging_level="ERROR")
     data = Path(tempfile.mkdtemp(prefix="kray-bench-"))
     executor = executor_actor(ExecutorConfig(data_dir=str(data), flush_interval=float(__import__("os").environ.get("KRAY_FLUSH", "0.02"))))

@@ -142,6 +142,29 @@ class QueriesMixin(StoreMixin):
         return {"updated": updated, "deleted": deleted}
 
     # ------------------------------------------------------------------ executions
+    def _latest_revisions(self) -> dict[tuple[str, str], int]:
+        cache = getattr(self, "_api_latest", None)
+        if cache is None:
+            cache = self._api_latest = {}
+        return cache
+
+    def _flow_changed(self, namespace: str, flow_id: str) -> None:
+        """A flow was deployed or deleted: forget its cached latest revision, then let the
+        scheduler know (its hook comes next in the MRO)."""
+        self._latest_revisions().pop((namespace, flow_id), None)
+        super()._flow_changed(namespace, flow_id)  # type: ignore[misc]
+
+    def _latest_plan(self, namespace: str, flow_id: str, revision: int | None) -> Any:
+        """The plan of a revision, or of the latest one without a repository query on the
+        hot path (the latest revision is remembered until the flow changes)."""
+        if revision is not None:
+            return self._plan_for(namespace, flow_id, revision)
+        latest = self._latest_revisions()
+        known = latest.get((namespace, flow_id))
+        plan = self._plan_for(namespace, flow_id, known)
+        latest[(namespace, flow_id)] = plan.flow.revision
+        return plan
+
     async def start_execution(self, namespace: str, flow_id: str, inputs: dict[str, Any],
                               *, files: dict[str, tuple[str, bytes]] | None = None,
                               labels: dict[str, str] | None = None,
@@ -150,18 +173,25 @@ class QueriesMixin(StoreMixin):
         uploaded files, which are stored under the execution's folder once every input is
         valid. A FILE input given as text must be a ``kray://`` URI, never a local path."""
         await self._ensure_started()
-        plan = self._plan_for(namespace, flow_id, revision)
+        plan = self._latest_plan(namespace, flow_id, revision)
         issues = _file_input_issues(plan.flow.inputs, inputs, files or {})
         if issues:
             raise InputValidationError(issues)
         from kray.executor import new_id
         execution_id = new_id()
-        folder = execution_folder(namespace, flow_id, execution_id)
-        resolved = await asyncio.to_thread(self._resolve_with_files, plan.flow.inputs, inputs,
-                                           files or {}, f"{folder}/inputs")
-        return await self.create_execution(namespace, flow_id, resolved, labels=labels,
+        if files:
+            folder = execution_folder(namespace, flow_id, execution_id)
+            inputs = await asyncio.to_thread(self._resolve_with_files, plan.flow.inputs,
+                                             inputs, files, f"{folder}/inputs")
+        return await self.create_execution(namespace, flow_id, inputs, labels=labels,
                                            execution_id=execution_id,
-                                           revision=plan.flow.revision, resolved=True)
+                                           revision=plan.flow.revision, resolved=bool(files))
+
+    async def run_execution(self, namespace: str, flow_id: str, inputs: dict[str, Any],
+                            *, wait: float, **kwargs: Any) -> dict:
+        """``start_execution`` then ``wait_execution``, in one call (``?wait=true``)."""
+        created = await self.start_execution(namespace, flow_id, inputs, **kwargs)
+        return await self.wait_execution(created["id"], wait)
 
     def _resolve_with_files(self, declared: list[Any], inputs: dict[str, Any],
                             files: dict[str, tuple[str, bytes]], folder: str) -> dict:

@@ -37,7 +37,8 @@ def ensure_ray(address: str | None = None) -> bool:
     if address:
         ray.init(address=address, **kwargs)
         return False
-    ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, **kwargs)
+    # "local": an embedded Ray of our own, even if another cluster runs on this machine.
+    ray.init(address="local", _node_ip_address="127.0.0.1", include_dashboard=False, **kwargs)
     return True
 
 

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -132,10 +134,30 @@ def serve(settings: Settings, *, address: str | None = None, flow_path: Path | N
         if Path(actual["data_dir"]).resolve() != settings.data_dir:
             echo(f"kray: WARNING the cluster's executor already runs with data dir "
                  f"{actual['data_dir']}, not {settings.data_dir}")
-        asyncio.run(_run(settings, executor, flow_path, echo))
+        _run_until_stopped(_run(settings, executor, flow_path, echo))
+        echo("kray: stopped")
     finally:
         if started:
             ray.shutdown()
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _run_until_stopped(main: Any) -> None:
+    """Run the server; Ctrl-C and SIGTERM stop it cleanly. uvicorn shuts down gracefully on
+    either, then raises the signal again for the previous handler: ours turns SIGTERM into
+    the same clean stop as Ctrl-C (so Ray is shut down), instead of the default kill."""
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if in_main else None
+    try:
+        asyncio.run(main)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
 
 
 async def _run(settings: Settings, executor: Any, flow_path: Path | None, echo: Echo) -> None:

@@ -30,7 +30,9 @@ def ray_session(tmp_path_factory: pytest.TempPathFactory):
 
     os.environ["KRAY_SECRET_E2E_TOKEN"] = SECRET_PLAIN
     os.environ["SECRET_E2E_B64"] = base64.b64encode(SECRET_KESTRA.encode()).decode()
-    ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, namespace="kray",
+    # address="local": always a fresh Ray of our own, never another session's cluster.
+    ray.init(address="local", _node_ip_address="127.0.0.1", include_dashboard=False,
+             namespace="kray",
              log_to_driver=False, logging_level="WARNING")
     yield ray
     ray.shutdown()

@@ -176,13 +176,12 @@ async def create_execution(
         labels: Labels = None,
         revision: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None) -> Response:
     inputs, files = await read_inputs(request)
-    created = await client.call("start_execution", namespace, id, inputs, files=files,
-                                labels=parse_labels(labels), revision=revision)
+    options = {"files": files, "labels": parse_labels(labels), "revision": revision}
     if not wait:
-        return JSON(public(created))
-    result = {"execution": created, "done": State(created["state"]).terminal}
-    while not result["done"]:
-        result = await client.call("wait_execution", created["id"], WAIT_SLICE)
-        if not result["done"] and await request.is_disconnected():
-            break
+        return JSON(public(await client.call("start_execution", namespace, id, inputs,
+                                             **options)))
+    result = await client.call("run_execution", namespace, id, inputs, wait=WAIT_SLICE,
+                               **options)
+    while not result["done"] and not await request.is_disconnected():
+        result = await client.call("wait_execution", result["execution"]["id"], WAIT_SLICE)
     return JSON(public(result["execution"], task_outputs=False))

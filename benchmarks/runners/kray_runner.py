@@ -94,8 +94,13 @@ class Runner:
         import kray
         from kray.executor import ExecutorConfig, executor_actor
 
-        ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, namespace="kray",
-                 log_to_driver=False, logging_level="ERROR")
+        # address="local": always a new Ray of our own on 127.0.0.1. Without it ray.init()
+        # joins whatever cluster the machine's last `ray start` recorded in /tmp/ray.
+        ray.init(address="local", _node_ip_address="127.0.0.1", include_dashboard=False,
+                 namespace="kray", log_to_driver=False, logging_level="ERROR")
+        gcs = ray.get_runtime_context().gcs_address
+        if not gcs.startswith("127.0.0.1:"):
+            raise RuntimeError(f"Ray is not on 127.0.0.1 ({gcs}): stopping here")
         self.ray = ray
         data = Path(tempfile.mkdtemp(prefix="kray-bench-"))
         self.data_dir = str(data)
@@ -301,7 +306,10 @@ class Runner:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+    # Ray 2.60 turns _node_ip_address="127.0.0.1" into the machine's outward address
+    # (services.resolve_ip_for_localhost) unless it believes clusters are off: this keeps its
+    # GCS, raylet and workers on the loopback, as the harness promises.
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     r = Runner()
     common.serve({"setup": r.setup, "run": r.run, "api": r.api, "cleanup": r.cleanup,
                   "render_cost": r.render_cost})
