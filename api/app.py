@@ -22,8 +22,10 @@ from kray.api.client import ExecutorClient
 from kray.api.errors import HANDLERS
 from kray.api.routes import executions, flows, logs, namespaces, system, triggers
 from kray.config import Settings
+from kray.executor_store import MAX_FILE_BYTES
 
 API_PREFIX = "/api/v1"
+MAX_BODY = MAX_FILE_BYTES + 1024 * 1024  # the largest upload, and its multipart framing
 # Order matters where paths overlap: each family lists its literal paths first.
 ROUTERS = [(flows.router, API_PREFIX), (executions.router, API_PREFIX),
            (logs.router, API_PREFIX), (namespaces.router, API_PREFIX),
@@ -53,7 +55,8 @@ def create_app(settings: Settings, *, executor: Any = None) -> FastAPI:
         description="Kestra's flow language on Ray: flows, executions, logs, KV and "
                     "namespace files. Authenticate with HTTP basic auth or a bearer token.",
         middleware=[Middleware(AuthMiddleware, authenticator=authenticator)],
-        exception_handlers=HANDLERS)
+        exception_handlers=HANDLERS,
+        max_body_size=MAX_BODY)  # FastAPI >= 0.16x answers 413 beyond it; older ignore it
     for router, prefix in ROUTERS:
         app.include_router(router, prefix=prefix)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

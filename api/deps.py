@@ -122,11 +122,10 @@ ISO_DATETIME = (r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?"
                 r"(Z|[+-]\d{2}:\d{2})?$")
 
 
-def DateTime(description: str) -> Any:  # noqa: N802 - a parameter type, named like one
-    """A query parameter holding an ISO-8601 date and time (UTC when it has no offset)."""
-    return Annotated[str | None, Query(pattern=ISO_DATETIME, max_length=40,
-                                       description=description + " (ISO-8601, e.g. "
-                                       "2024-01-15T10:30:00Z; UTC when no offset)")]
+DateTime = Annotated[str | None, Query(
+    pattern=ISO_DATETIME, max_length=40,
+    description="An ISO-8601 date and time, e.g. 2024-01-15T10:30:00Z (UTC when it has no "
+                "offset); bounds are inclusive")]
 
 
 def parse_datetime(text: str | None, field: str) -> datetime | None:

@@ -192,7 +192,7 @@ def autoscaling(args: argparse.Namespace, root: Path, capacity_requests: bool) -
                 break
             time.sleep(0.1)
         log = next(head.temp_dir.glob("session_*/logs/monitor.log")).read_text()
-        launches = [int(x) for x in re.findall(r"Adding (\d+) node\(s\)", log)]
+        launches = [int(x) for x in re.findall(r"Queue (\d+) new nodes for launch", log)]
         start = marks.get("fan_out_start", 0.0)
         since = {k: v - start for k, v in marks.items() if k != "fan_out_start"}
         return {"capacity_requests": capacity_requests, **since, "launches": launches}

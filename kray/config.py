@@ -119,7 +119,7 @@ class _Model(BaseModel):
 
 class _Server(_Model):
     host: str | None = None
-    port: int | None = Field(None, ge=1, le=65535)
+    port: int | None = Field(default=None, ge=1, le=65535)
 
 
 class _Storage(_Model):
@@ -149,10 +149,10 @@ class _Auth(_Model):
 
 
 class _File(_Model):
-    server: _Server = Field(default_factory=_Server)
-    storage: _Storage = Field(default_factory=_Storage)
-    secrets: _Secrets = Field(default_factory=_Secrets)
-    auth: _Auth = Field(default_factory=_Auth)
+    server: _Server = Field(default_factory=lambda: _Server())
+    storage: _Storage = Field(default_factory=lambda: _Storage())
+    secrets: _Secrets = Field(default_factory=lambda: _Secrets())
+    auth: _Auth = Field(default_factory=lambda: _Auth())
 
 
 @dataclass

@@ -26,7 +26,7 @@ from kray.flow.inputs import resolve_inputs
 from kray.flow.parse import parse_flow
 from kray.flow.yaml import load_yaml
 from kray.flowdocs import flow_document, split_documents
-from kray.replay import replay_runs
+from kray.replay import seed_replay
 from kray.storage.repository import LOG_LEVELS, InvalidQuery, iso, normalize_level
 
 
@@ -95,7 +95,7 @@ class QueriesMixin(StoreMixin):
     def _validate_documents(self, source: str) -> list[tuple[Any, list[Issue], int]]:
         """Each YAML document of ``source``: (flow or None, issues with lines counted from
         the start of ``source``, index)."""
-        out = []
+        out: list[tuple[Any, list[Issue], int]] = []
         for index, (offset, text) in enumerate(split_documents(source)):
             try:
                 out.append((parse_flow(text, registry=self.registry), [], index))
@@ -143,9 +143,10 @@ class QueriesMixin(StoreMixin):
 
     # ------------------------------------------------------------------ executions
     def _latest_revisions(self) -> dict[tuple[str, str], int]:
-        cache = getattr(self, "_api_latest", None)
+        cache: dict[tuple[str, str], int] | None = getattr(self, "_api_latest", None)
         if cache is None:
-            cache = self._api_latest = {}
+            cache = {}
+            self._api_latest = cache
         return cache
 
     def _flow_changed(self, namespace: str, flow_id: str) -> None:
@@ -162,7 +163,7 @@ class QueriesMixin(StoreMixin):
         latest = self._latest_revisions()
         known = latest.get((namespace, flow_id))
         plan = self._plan_for(namespace, flow_id, known)
-        latest[(namespace, flow_id)] = plan.flow.revision
+        latest[(namespace, flow_id)] = plan.flow.revision or 1
         return plan
 
     async def start_execution(self, namespace: str, flow_id: str, inputs: dict[str, Any],
@@ -314,18 +315,10 @@ class QueriesMixin(StoreMixin):
                 raise RequestError(f"revision {plan.flow.revision} has no task "
                                    f"{', '.join(sorted(missing))}", "revision")
 
-        def seed(ex: Execution) -> None:
-            ex.parent_id, ex.original_id = old.id, old.original_id
-            if task_run_id is not None:
-                for run in replay_runs(old, ex.id, task_run_id, plan, ex.state.start):
-                    ex.add(run)
-                states = ex.metadata.setdefault("taskStates", {})
-                for run in ex.task_runs:
-                    states[run.task_id] = {"state": run.state.current.value}
-
         ex = self._new_execution(old.namespace, old.flow_id, old.inputs, labels=old.labels,
                                  revision=plan.flow.revision, trigger=old.trigger,
-                                 resolved=True, seed=seed)
+                                 resolved=True,
+                                 seed=lambda new: seed_replay(new, old, task_run_id, plan))
         await self._flush()
         return self._doc(ex)
 
@@ -381,7 +374,8 @@ class QueriesMixin(StoreMixin):
                           size: int = 50, sort: str = "desc") -> dict:
         await self._ensure_started()
         await self._flush()
-        where, params = [], []
+        where: list[str] = []
+        params: list[Any] = []
         if namespace is not None:
             where.append("(e.namespace = ? OR starts_with(e.namespace, ?))")
             params += [namespace, namespace + "."]
@@ -418,7 +412,8 @@ class QueriesMixin(StoreMixin):
         rows, total = await self._read(query)
         keys = ("executionId", "namespace", "flowId", "taskRunId", "taskId", "attempt",
                 "level", "timestamp", "message", "seq")
-        return {"results": [dict(zip(keys, r[:7] + (iso(r[7]),) + r[8:])) for r in rows],
+        return {"results": [dict(zip(keys, r[:7] + (iso(r[7]),) + r[8:], strict=True))
+                            for r in rows],
                 "total": total}
 
 

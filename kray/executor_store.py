@@ -17,6 +17,7 @@ from kray.runcontext import namespace_file_path
 
 if TYPE_CHECKING:
     from collections import OrderedDict, deque
+    from collections.abc import Awaitable, Callable
 
     from kray.engine.plan import Plan
     from kray.storage.internal import InternalStorage
@@ -88,25 +89,21 @@ class StoreMixin:
         flush_cost: float
         changed: dict[str, asyncio.Event]
 
-        async def _ensure_started(self) -> None: ...
-        async def _flush(self) -> None: ...
-        async def _load(self, execution_id: str) -> dict | None: ...
-        def _plan_for(self, namespace: str, flow_id: str,
-                      revision: int | None = None) -> Plan: ...
-        def _new_execution(self, namespace: str, flow_id: str, inputs: dict[str, Any],
-                           **kwargs: Any) -> Execution: ...
-        def _doc(self, ex: Execution) -> dict: ...
-        def _mark(self, ex: Execution) -> None: ...
-        def _flow_changed(self, namespace: str, flow_id: str) -> None: ...
-        async def deploy(self, source: str, path: str | None = None) -> dict: ...
-        async def get_execution(self, execution_id: str) -> dict: ...
-        async def execution_logs(self, execution_id: str) -> list[dict]: ...
-        async def create_execution(self, namespace: str, flow_id: str,
-                                   inputs: dict[str, Any] | None = None,
-                                   **kwargs: Any) -> dict: ...
-        async def kill(self, execution_id: str) -> dict: ...
-        async def resume(self, execution_id: str, inputs: dict | None = None) -> dict: ...
-        async def restart(self, execution_id: str) -> dict: ...
+        # Methods of ExecutorService, as loose as the mixin needs them.
+        _ensure_started: Callable[[], Awaitable[None]]
+        _flush: Callable[[], Awaitable[None]]
+        _load: Callable[[str], Awaitable[dict | None]]
+        _plan_for: Callable[..., Plan]
+        _new_execution: Callable[..., Execution]
+        _doc: Callable[[Execution], dict]
+        _mark: Callable[[Execution], None]
+        deploy: Callable[..., Awaitable[dict]]
+        get_execution: Callable[[str], Awaitable[dict]]
+        execution_logs: Callable[[str], Awaitable[list[dict]]]
+        create_execution: Callable[..., Awaitable[dict]]
+        kill: Callable[[str], Awaitable[dict]]
+        resume: Callable[..., Awaitable[dict]]
+        restart: Callable[[str], Awaitable[dict]]
 
     async def _read(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """A repository call in a thread, serialised with the group commit."""
@@ -207,7 +204,7 @@ class StoreMixin:
                 "pendingCommit": len(self.dirty) + len(self.pending_logs),
                 "lastCommitSeconds": self.flush_cost,
                 "ended": dict(stats.ended), "taskRuns": dict(stats.task_runs),
-                "taskDuration": {"buckets": list(zip(TASK_BUCKETS, stats.buckets)),
+                "taskDuration": {"buckets": list(zip(TASK_BUCKETS, stats.buckets, strict=True)),
                                  "sum": stats.duration_sum, "count": stats.duration_count}}
 
 

@@ -58,17 +58,21 @@ def replay_runs(old: Execution, new_id: str, from_run: str, plan: Plan,
         if r.id in kept and r.parent_task_run_id is not None \
                 and r.parent_task_run_id not in kept:
             drop(r.id)
-    path_child = {p.id: c for p, c in zip(chain, [target] + chain[:-1])}
+    path_child: dict[str, TaskRun] = {}  # each ancestor's child on the way to the target
+    below = target
+    for parent in chain:
+        path_child[parent.id] = below
+        below = parent
     new_ids: dict[str, str] = {}
-    out = []
+    out: list[TaskRun] = []
     for r in old.task_runs:
         if r.id not in kept:
             continue
-        parent = new_ids.get(r.parent_task_run_id) if r.parent_task_run_id else None
-        rid = task_run_id(new_id, parent, r.task_id, r.value, r.iteration)
+        new_parent = new_ids.get(r.parent_task_run_id) if r.parent_task_run_id else None
+        rid = task_run_id(new_id, new_parent, r.task_id, r.value, r.iteration)
         new_ids[r.id] = rid
         copy = TaskRun.from_dict({**r.to_dict(), "id": rid, "executionId": new_id,
-                                  "parentTaskRunId": parent})
+                                  "parentTaskRunId": new_parent})
         if r.id in chain_ids:
             copy.state = StateValue.new(now, State.RUNNING)
             copy.error = None
@@ -81,4 +85,17 @@ def replay_runs(old: Execution, new_id: str, from_run: str, plan: Plan,
     return out
 
 
-__all__ = ["replay_runs"]
+def seed_replay(ex: Execution, old: Execution, from_run: str | None, plan: Plan) -> None:
+    """Make the fresh execution ``ex`` a replay of ``old``: its parent and original ids and,
+    from ``from_run``, the task runs it keeps (before it starts)."""
+    ex.parent_id, ex.original_id = old.id, old.original_id
+    if from_run is None:
+        return
+    for run in replay_runs(old, ex.id, from_run, plan, ex.state.start):
+        ex.add(run)
+    states = ex.metadata.setdefault("taskStates", {})
+    for run in ex.task_runs:
+        states[run.task_id] = {"state": run.state.current.value}
+
+
+__all__ = ["replay_runs", "seed_replay"]

@@ -39,8 +39,8 @@ async def search_executions(
         flowId: Annotated[str | None, Query(max_length=100)] = None,
         state: Annotated[list[State] | None, Query(max_length=20)] = None,
         labels: Labels = None,
-        startDate: DateTime("Started at or after") = None,
-        endDate: DateTime("Started at or before") = None,
+        startDate: DateTime = None,
+        endDate: DateTime = None,
         page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
         size: Annotated[int, Query(ge=1, le=1000)] = 25,
         sort: Annotated[str, Query(max_length=40, description="field:asc|desc; field one of "
@@ -115,8 +115,8 @@ async def follow_execution(executionId: ExecutionId, client: Client) -> Response
 
 
 async def _execution_events(client: Any, execution_id: str,
-                            update: dict) -> AsyncIterator[bytes]:
-    async for update in follow_updates(client, execution_id, update):
+                            first: dict) -> AsyncIterator[bytes]:
+    async for update in follow_updates(client, execution_id, first):
         if update["execution"] is not None:
             yield sse_event("execution", public(update["execution"]), update["version"])
         elif update.get("keepalive"):

@@ -28,8 +28,8 @@ async def search_logs(
         minLevel: Level = None,
         q: Annotated[str | None, Query(max_length=200, description="Text in the message")
                      ] = None,
-        startDate: DateTime("Logged at or after") = None,
-        endDate: DateTime("Logged at or before") = None,
+        startDate: DateTime = None,
+        endDate: DateTime = None,
         page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
         size: Annotated[int, Query(ge=1, le=1000)] = 50,
         sort: Annotated[Literal["asc", "desc"], Query(description="By time")] = "desc"
@@ -71,9 +71,9 @@ async def follow_logs(executionId: ExecutionId, client: Client) -> Response:
     return SSE(_log_events(client, executionId, first))
 
 
-async def _log_events(client: Any, execution_id: str, update: dict) -> AsyncIterator[bytes]:
+async def _log_events(client: Any, execution_id: str, first: dict) -> AsyncIterator[bytes]:
     count = 0
-    async for update in follow_updates(client, execution_id, update):
+    async for update in follow_updates(client, execution_id, first):
         for line in update["logs"]:
             count += 1
             yield sse_event("log", line, count)

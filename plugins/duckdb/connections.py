@@ -10,6 +10,7 @@ database, and tasks share nothing. Database files are always opened on the spot.
 from __future__ import annotations
 
 import atexit
+import os
 import threading
 from typing import TYPE_CHECKING
 
@@ -50,12 +51,24 @@ def _make_spare() -> None:
     import duckdb
 
     global _spare
-    con = duckdb.connect()
+    try:
+        con: duckdb.DuckDBPyConnection | None = duckdb.connect()
+    except Exception:  # noqa: BLE001 - a spare is an optimisation; the next task opens its own
+        return
     with _lock:
         if _spare is None:
             _spare, con = con, None
     if con is not None:
         con.close()
+
+
+def _forget_in_child() -> None:
+    """A forked child has the spare's memory but not DuckDB's threads: never use it there."""
+    global _spare, _refill, _lock
+    _spare, _refill, _lock = None, None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
 
 
 @atexit.register

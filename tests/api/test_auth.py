@@ -54,17 +54,17 @@ def test_every_route_but_health_and_webhook_needs_credentials(live_server: LiveS
             assert r.status_code == 401, (method, path, r.status_code)
             assert r.headers["www-authenticate"].startswith("Basic")
             assert r.json()["issues"][0]["path"] == "Authorization"
-            for header in ("Bearer nope", "Bearer  x", "Basic !!!", "Basic " + "A" * 10,
-                           "Digest x"):
-                r = anonymous.request(method, concrete(path),
-                                      headers={"Authorization": header})
-                assert r.status_code == 401, (method, path, header)
+            r = anonymous.request(method, concrete(path), headers={"Authorization": "Bearer x"})
+            assert r.status_code == 401, (method, path)
             checked += 1
         assert checked == len([r for r in routes if r[1] not in OPEN and r[1] != WEBHOOK])
         # Wrong credentials: the middleware answers before routing, so a few routes tell.
         for path in ("/api/v1/flows/search", "/metrics", "/openapi.json"):
             for auth in ((USER, "wrong"), ("nobody", PASSWORD), (USER, "")):
                 assert anonymous.get(path, auth=auth).status_code == 401, (path, auth)
+            for header in ("Bearer  x", "Basic !!!", "Basic " + "A" * 10, "Digest x"):
+                r = anonymous.get(path, headers={"Authorization": header})
+                assert r.status_code == 401, (path, header)
         assert anonymous.get("/health").status_code == 200
         # The webhook's exact shape is open (its key authenticates it); nothing shorter is.
         assert anonymous.post("/api/v1/executions/webhook/ns/flow/key").status_code != 401

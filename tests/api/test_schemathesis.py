@@ -20,7 +20,8 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance  # noqa: 
 
 from kray.config import basic_header  # noqa: E402
 
-pytestmark = pytest.mark.ray
+# About 35 s on 2 busy cores (over the 30 s budget of the fast suite).
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 EXAMPLES_PER_OPERATION = 3  # about 45 operations: ~130 requests
 

@@ -40,8 +40,7 @@ def report(head: Head, short_tmp: Path) -> dict[str, Any]:
                                         "width": WIDTH, "scale_down_timeout": 90},
                           token=head.token, timeout=420)
     logs = next((head.temp_dir).glob("session_*/logs/monitor.log")).read_text()
-    result["launches"] = [int(n) for n in re.findall(r"Adding (\d+) node\(s\) of type fan_node",
-                                                     logs)]
+    result["launches"] = [int(n) for n in re.findall(r"Queue (\d+) new nodes for launch", logs)]
     result["removals"] = [int(n) for n in re.findall(r"Removing (\d+) nodes of type fan_node",
                                                      logs)]
     return result
