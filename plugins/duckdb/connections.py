@@ -62,9 +62,15 @@ def _make_spare() -> None:
         con.close()
 
 
+_orphans: list[object] = []
+
+
 def _forget_in_child() -> None:
-    """A forked child has the spare's memory but not DuckDB's threads: never use it there."""
+    """A forked child has the spare's memory but not DuckDB's threads: never use it there, and
+    never free it either (its destructor would wait for threads the child does not have)."""
     global _spare, _refill, _lock
+    if _spare is not None:
+        _orphans.append(_spare)
     _spare, _refill, _lock = None, None, threading.Lock()
 
 
