@@ -2,7 +2,7 @@
 
     python -m benchmarks run --all                 every workload, every engine
     python -m benchmarks run --workload chain40-light --engines kray,ray,prefect --runs 5
-    python -m benchmarks report [RESULTS_JSON]     RESULTS.md and charts again, from saved runs
+    python -m benchmarks report [RESULTS_JSON ...] RESULTS.md and charts again, from saved runs
 
 ``run`` installs each peer into its own virtual environment under ``benchmarks/.venvs/``
 (pinned, first time only), writes raw results and logs to ``benchmarks/out/<UTC stamp>/``,
@@ -28,12 +28,12 @@ def _list(text: str, known: tuple[str, ...] | list[str], what: str) -> list[str]
     return items
 
 
-def report(results: Path | None) -> int:
+def report(results: list[Path]) -> int:
     error = envs.ensure_venv("report", harness.log)
     python = envs.python_of(None if error else "report")
     if error:
         harness.log(f"no charts: {error}")
-    args = [str(python), str(envs.HERE / "report.py")] + ([str(results)] if results else [])
+    args = [str(python), str(envs.HERE / "report.py"), *map(str, results)]
     return subprocess.call(args)
 
 
@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--no-profile", action="store_true", help="skip py-spy on kray")
     run.add_argument("--no-report", action="store_true", help="results.json only")
     rep = sub.add_parser("report", help="rewrite RESULTS.md and charts from a results.json")
-    rep.add_argument("results", nargs="?", type=Path)
+    rep.add_argument("results", nargs="*", type=Path,
+                     help="results.json files, merged in order (default: the last run's)")
     args = parser.parse_args(argv)
 
     if args.command == "report":
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         profile=not args.no_profile)
     path = harness.run(options)
     harness.log(f"results: {path}")
-    return 0 if args.no_report else report(path)
+    return 0 if args.no_report else report([path])
 
 
 if __name__ == "__main__":

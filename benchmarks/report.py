@@ -1,6 +1,8 @@
 """RESULTS.md and one PNG chart per workload, from a results.json of ``python -m benchmarks run``.
 
-    python benchmarks/report.py [RESULTS_JSON]     (default: benchmarks/out/latest.json)
+    python benchmarks/report.py [RESULTS_JSON ...]  (default: benchmarks/out/latest.json)
+
+Several files are merged, a later one's workloads replacing an earlier one's.
 
 Standard library, plus matplotlib for the charts (the harness runs this in its ``report``
 venv; without matplotlib the tables are written and the charts left out, and said so).
@@ -225,15 +227,20 @@ def profile_section(profiles: dict) -> list[str]:
         return []
     lines = ["## Where kray's executor spends its time (py-spy)", "",
              "py-spy (`record --nonblocking -r 200`) on the executor actor's process while kray "
-             "ran each workload three more times; shares are of the samples in which the "
-             "executor was busy (idle waits are not sampled). The folded stacks are in "
-             "`benchmarks/out/<run>/profile-*.txt`.", ""]
+             "ran each workload three more times (api-throughput: 5 s of executions created "
+             "through the actor at 50/s). Shares are of the samples in which the executor was "
+             "busy: samples whose innermost frame is a wait (Ray's actor loop, the event "
+             "loop's selector, idle thread-pool workers) are left out. Left: kray's own "
+             "functions with everything they call; right: the innermost frames. The folded "
+             "stacks are in `benchmarks/out/<run>/profile-*.txt`.", ""]
     for workload, p in profiles.items():
         if "error" in p:
             lines += [f"**{workload}**: profile failed: {p['error']}", ""]
             continue
+        what = ("p95 at 50/s: " if workload == "api-throughput" else "runs: ") + \
+            ", ".join(ms(w) for w in p["walls"])
         lines += [f"**{workload}** ({p['samples']} busy samples over {p['elapsed']:.1f} s, "
-                  f"runs: {', '.join(ms(w) for w in p['walls'])})", "",
+                  f"{what})", "",
                   "| on the stack (inclusive) | % | own time (self) | % |", "|---|---|---|---|"]
         for i in range(12):
             t = p["total"][i] if i < len(p["total"]) else ("", "")
@@ -342,9 +349,31 @@ def _load(value) -> str:
     return "/".join(f"{v:.1f}" for v in value) if value else "?"
 
 
+def merge(paths: list[Path]) -> dict:
+    """Several runs' results as one: a later file's workload, engine or profile replaces an
+    earlier one's; the machine notes keep the first start and the last end."""
+    merged: dict = {}
+    dates = []
+    for path in paths:
+        results = json.loads(path.read_text())
+        dates.append(results["date"])
+        if not merged:
+            merged = results
+            continue
+        for key in ("engines", "workloads", "profiles"):
+            merged.setdefault(key, {}).update(results.get(key) or {})
+        if results.get("render_cost"):
+            merged["render_cost"] = results["render_cost"]
+        merged["machine"]["loadavg_at_end"] = results["machine"].get("loadavg_at_end")
+        merged.setdefault("runs_merged", []).append(results["options"])
+    if len(dates) > 1:
+        merged["date"] = f"{dates[0]} to {dates[-1]} ({len(dates)} runs of the harness)"
+    return merged
+
+
 def main() -> None:
-    path = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "out" / "latest.json"
-    results = json.loads(path.read_text())
+    paths = [Path(p) for p in sys.argv[1:]] or [HERE / "out" / "latest.json"]
+    results = merge(paths)
     (HERE / "RESULTS.md").write_text(render(results))
     print(f"wrote {HERE / 'RESULTS.md'}")
 

@@ -212,22 +212,26 @@ class QueriesMixin(StoreMixin):
 
     async def wait_execution(self, execution_id: str, timeout: float = 30.0) -> dict:
         """``{"execution", "done"}`` as soon as the execution is terminal, or after
-        ``timeout`` seconds with its current state. No coalescing: what ``?wait=true`` uses."""
+        ``timeout`` seconds with its current state. Woken once, by the end itself (not by
+        every change, and without the followers' coalescing): what ``?wait=true`` uses."""
         await self._ensure_started()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + max(0.0, timeout)
-        while True:
-            ex = self.live.get(execution_id) or self.recent.get(execution_id)
-            if ex is None:
-                doc = await self.get_execution(execution_id)
-                return {"execution": doc, "done": State(doc["state"]).terminal}
-            if ex.state.current.terminal or loop.time() >= deadline:
-                return {"execution": self._doc(ex), "done": ex.state.current.terminal}
-            event = self.changed.setdefault(execution_id, asyncio.Event())
+        ex = self.live.get(execution_id) or self.recent.get(execution_id)
+        if ex is None:
+            doc = await self.get_execution(execution_id)
+            return {"execution": doc, "done": State(doc["state"]).terminal}
+        if not ex.state.current.terminal and timeout > 0:
+            ended = asyncio.get_running_loop().create_future()
+            waiters = self._end_waiters().setdefault(execution_id, [])
+            waiters.append(ended)
             try:
-                await asyncio.wait_for(event.wait(), deadline - loop.time())
-            except TimeoutError:
-                pass
+                await asyncio.wait({ended}, timeout=timeout)
+            finally:
+                if ended in waiters:
+                    waiters.remove(ended)
+                if not waiters and self._end_waiters().get(execution_id) is waiters:
+                    del self._end_waiters()[execution_id]
+            ex = self.live.get(execution_id) or self.recent.get(execution_id) or ex
+        return {"execution": self._doc(ex), "done": ex.state.current.terminal}
 
     async def search_executions(self, *, namespace: str | None = None,
                                 flow_id: str | None = None, states: list[str] | None = None,

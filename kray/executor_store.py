@@ -116,9 +116,20 @@ class StoreMixin:
             stats = self._api_stats = _Stats()
         return stats
 
+    def _end_waiters(self) -> dict[str, list[asyncio.Future]]:
+        waiters: dict[str, list[asyncio.Future]] | None = getattr(self, "_api_waiters", None)
+        if waiters is None:
+            waiters = {}
+            self._api_waiters = waiters
+        return waiters
+
     def _on_execution_end(self, ex: Execution) -> None:
-        """Called by the executor as an execution reaches its terminal state."""
+        """Called by the executor as an execution reaches its terminal state: counted for
+        ``/metrics``, and whoever waits for its end (``?wait=true``) is woken, once."""
         self._stats().record(ex)
+        for future in self._end_waiters().pop(ex.id, ()):
+            if not future.done():
+                future.set_result(None)
 
     async def _read_file(self, rel: str, shown: str) -> bytes:
         try:
