@@ -48,6 +48,7 @@ class Authenticator:
         self._file_stamp: float | None = None
         self._next_look = 0.0
         self._accepted: OrderedDict[bytes, str] = OrderedDict()
+        self._checking: dict[bytes, asyncio.Future[str | None]] = {}
         self._decoy = hash_password("decoy")  # unknown users cost what known ones do
 
     async def authenticate(self, header: str | None) -> str | None:
@@ -64,7 +65,13 @@ class Authenticator:
         if known is not None:
             self._accepted.move_to_end(key)
             return known
-        user = await asyncio.to_thread(self._basic, value.strip())
+        # Requests arriving together with the same new credentials share one check.
+        pending = self._checking.get(key)
+        if pending is None:
+            pending = self._checking[key] = asyncio.ensure_future(
+                asyncio.to_thread(self._basic, value.strip()))
+            pending.add_done_callback(lambda _: self._checking.pop(key, None))
+        user = await asyncio.shield(pending)
         if user is not None:
             self._accepted[key] = user
             while len(self._accepted) > CACHE_SIZE:

@@ -124,7 +124,10 @@ def main() -> None:
     print(f"generated {args.rows:,} rows, {os.path.getsize(local) / 1e6:.0f} MB of Parquet "
           f"in {time.perf_counter() - t0:.1f} s")
 
-    ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, namespace="kray",
+    from kray.runner import loopback_only
+    loopback_only()
+    ray.init(address="local", _node_ip_address="127.0.0.1", include_dashboard=False,
+             namespace="kray",
              log_to_driver=False, logging_level="ERROR")
     try:
         if args.niceness >= 0:  # after Ray started: its own processes keep their priority

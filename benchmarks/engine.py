@@ -77,6 +77,8 @@ def main() -> None:
 
     from kray.executor import ExecutorConfig, executor_actor
 
+    from kray.runner import loopback_only
+    loopback_only()
     ray.init(address="local", _node_ip_address="127.0.0.1", include_dashboard=False,
              namespace="kray",
              log_to_driver=False, logging_level="ERROR")

@@ -24,6 +24,12 @@ class RunOptions:
     labels: dict[str, str] = field(default_factory=dict)
 
 
+def loopback_only() -> None:
+    """Keep an embedded Ray on 127.0.0.1: without this, this Ray version swaps the loopback
+    address given to ``ray.init`` for the machine's own address."""
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
+
 def ensure_ray(address: str | None = None) -> bool:
     """Join ``address`` / ``RAY_ADDRESS``, or start an embedded Ray on 127.0.0.1. True when
     this call started Ray (so the caller shuts it down)."""
@@ -38,6 +44,7 @@ def ensure_ray(address: str | None = None) -> bool:
         ray.init(address=address, **kwargs)
         return False
     # "local": an embedded Ray of our own, even if another cluster runs on this machine.
+    loopback_only()
     ray.init(address="local", _node_ip_address="127.0.0.1", include_dashboard=False, **kwargs)
     return True
 

@@ -105,6 +105,8 @@ def _start_ray(address: str | None) -> bool:
     if address:
         ray.init(address=address, **kwargs)
         return False
+    from kray.runner import loopback_only
+    loopback_only()
     ray.init(address="local", _node_ip_address="127.0.0.1", include_dashboard=False, **kwargs)
     return True
 

@@ -30,6 +30,9 @@ def ray_session(tmp_path_factory: pytest.TempPathFactory):
 
     os.environ["KRAY_SECRET_E2E_TOKEN"] = SECRET_PLAIN
     os.environ["SECRET_E2E_B64"] = base64.b64encode(SECRET_KESTRA.encode()).decode()
+    from kray.runner import loopback_only
+
+    loopback_only()
     # address="local": always a fresh Ray of our own, never another session's cluster.
     ray.init(address="local", _node_ip_address="127.0.0.1", include_dashboard=False,
              namespace="kray",

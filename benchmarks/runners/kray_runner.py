@@ -62,13 +62,13 @@ def flow_source(workload: str, variant: str) -> tuple[str, str]:
         width, limit = (FANOUT, 0) if workload == "fanout" else (FOREACH, 1)
         body = (_return("first", "start")
                 + f"  - id: loop\n    type: io.kestra.plugin.core.flow.ForEach\n"
-                  f"    values: \"{{{{ range(0, {width}) | list }}}}\"\n"
+                  f"    values: \"{{{{ range(0, {width - 1}) | list }}}}\"\n"
                   f"    concurrencyLimit: {limit}\n    tasks:\n"
                 + _return("leaf", "{{ taskrun.value }}", "      ")
                 + _return("last", "end"))
         if workload == "foreach100":  # the loop alone: a 100-item loop, one item at a time
             body = (f"  - id: loop\n    type: io.kestra.plugin.core.flow.ForEach\n"
-                    f"    values: \"{{{{ range(0, {width}) | list }}}}\"\n"
+                    f"    values: \"{{{{ range(0, {width - 1}) | list }}}}\"\n"
                     f"    tasks:\n" + _return("leaf", "{{ taskrun.value }}", "      "))
     elif workload == "api":
         body = _return("a", "one") + _return("b", "{{ outputs.a.value }} two")

@@ -142,3 +142,22 @@ def test_split_documents_and_flow_document() -> None:
                                                      "blob: !!binary aGk=\nn: .nan\n"})
     assert doc["when"].startswith("2024-01-01") and doc["blob"] == "aGk=" and doc["n"] is None
     assert doc["revision"] == 2 and doc["source"].startswith("id: a")
+
+
+def test_concurrent_requests_share_one_password_check() -> None:
+    auth = Authenticator(AuthSettings(users={"ann": hash_password("pw")}))
+    checks = []
+    check = auth._basic
+
+    def counted(value: str) -> str | None:
+        checks.append(value)
+        return check(value)
+
+    auth._basic = counted  # type: ignore[method-assign]
+
+    async def many() -> list[str | None]:
+        header = basic_header("ann", "pw")
+        return await asyncio.gather(*(auth.authenticate(header) for _ in range(20)))
+
+    assert asyncio.run(many()) == ["ann"] * 20
+    assert len(checks) == 1
