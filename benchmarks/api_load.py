@@ -12,7 +12,10 @@ more than the machine forces it to. The flow is created through the API. Each ra
 
 A rate is *sustained* when at least 99% of its executions ended in SUCCESS and they completed
 at >= 95% of the offered rate (within the phase plus a 5 s grace). Reported per rate: p50, p95,
-p99 and max latency, completed and failed counts, achieved throughput.
+p99 and max latency, completed, failed and unfinished counts, achieved throughput, and (when
+it started the server) the CPU time one execution costs each part of the server: the API
+process, the executor actor, the Ray task workers, raylet and GCS. That last figure holds
+however busy the machine is; the latencies do not.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from typing import Any
 from pathlib import Path
 
 import httpx
@@ -61,13 +65,15 @@ class Phase:
     duration: float
     sent: int
     completed: int
-    failed: int
+    failed: int  # answered, but not with a SUCCESS execution
+    unfinished: int  # no answer yet when the phase gave up on it (60 s after its grace)
     p50_ms: float
     p95_ms: float
     p99_ms: float
     max_ms: float
     achieved_per_s: float
     sustained: bool
+    cpu_ms_per_execution: dict[str, float] = field(default_factory=dict)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -95,11 +101,65 @@ async def one(client: httpx.AsyncClient, n: int, latencies: list[float],
     return None
 
 
-async def phase(client: httpx.AsyncClient, rate: float, duration: float) -> Phase:
+class CpuMeter:
+    """CPU seconds spent by the server's processes (its Ray included), by role: where the
+    time of one execution goes, whatever else the machine runs."""
+
+    def __init__(self, pid: int | None):
+        self.pid = pid
+
+    def sample(self) -> dict[int, tuple[str, float]]:
+        if self.pid is None:
+            return {}
+        import psutil
+        out = {}
+        try:
+            root = psutil.Process(self.pid)
+            processes = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return {}
+        for p in processes:
+            try:
+                times = p.cpu_times()
+                out[p.pid] = (_role(p, self.pid), times.user + times.system)
+            except psutil.Error:
+                continue
+        return out
+
+    @staticmethod
+    def per_execution(before: dict, after: dict, executions: int) -> dict[str, float]:
+        spent: dict[str, float] = {}
+        for pid, (role, t) in after.items():
+            if pid in before:
+                spent[role] = spent.get(role, 0.0) + t - before[pid][1]
+        total = sum(spent.values())
+        spent["total"] = total
+        return {k: round(v * 1000 / max(executions, 1), 2) for k, v in
+                sorted(spent.items(), key=lambda kv: -kv[1])}
+
+
+def _role(p: Any, root: int) -> str:
+    if p.pid == root:
+        return "api"
+    try:
+        cmd = " ".join(p.cmdline())
+    except Exception:
+        return "other"
+    for needle, role in (("ExecutorService", "executor"), ("run_task", "workers"),
+                         ("IDLE", "workers"), ("default_worker", "workers"),
+                         ("raylet", "raylet"), ("gcs_server", "gcs")):
+        if needle in cmd:
+            return role
+    return "other"
+
+
+async def phase(client: httpx.AsyncClient, rate: float, duration: float,
+                meter: CpuMeter) -> Phase:
     latencies: list[float] = []
     failures: list[str] = []
     tasks = []
     total = int(rate * duration)
+    cpu_before = meter.sample()
     t0 = time.perf_counter()
     for i in range(total):
         delay = t0 + i / rate - time.perf_counter()
@@ -107,6 +167,7 @@ async def phase(client: httpx.AsyncClient, rate: float, duration: float) -> Phas
             await asyncio.sleep(delay)
         tasks.append(asyncio.create_task(one(client, i, latencies, failures)))
     done, pending = await asyncio.wait(tasks, timeout=GRACE + 60)
+    cpu = CpuMeter.per_execution(cpu_before, meter.sample(), len(done))
     for task in pending:
         task.cancel()
     ends = [t.result() for t in done if not t.cancelled() and t.result() is not None]
@@ -116,10 +177,10 @@ async def phase(client: httpx.AsyncClient, rate: float, duration: float) -> Phas
     ms = [x * 1000 for x in latencies]
     sustained = (len(ends) >= 0.99 * total and len(in_time) >= 0.99 * total
                  and achieved >= 0.95 * rate)
-    return Phase(rate, duration, total, len(ends), len(failures) + len(pending),
+    return Phase(rate, duration, total, len(ends), len(failures), len(pending),
                  round(percentile(ms, 0.50), 1), round(percentile(ms, 0.95), 1),
                  round(percentile(ms, 0.99), 1), round(max(ms) if ms else float("nan"), 1),
-                 round(achieved, 1), sustained)
+                 round(achieved, 1), sustained, cpu)
 
 
 def free_port() -> int:
@@ -151,7 +212,8 @@ def start_server(data_dir: Path, port: int, password: str) -> subprocess.Popen:
 
 
 async def run(url: str, auth: tuple[str, str], rates: list[float], duration: float,
-              warmup: int) -> list[Phase]:
+              warmup: int, server_pid: int | None = None) -> list[Phase]:
+    meter = CpuMeter(server_pid)
     limits = httpx.Limits(max_connections=2000, max_keepalive_connections=2000)
     async with httpx.AsyncClient(base_url=url, auth=auth, timeout=120, limits=limits) as c:
         r = await c.put("/api/v1/flows/bench/two", content=FLOW,
@@ -164,13 +226,15 @@ async def run(url: str, auth: tuple[str, str], rates: list[float], duration: flo
             await one(c, i, [], [])
         results = []
         for rate in rates:
-            result = await phase(c, rate, duration)
+            result = await phase(c, rate, duration, meter)
             results.append(result)
+            cpu = "  ".join(f"{k} {v}" for k, v in result.cpu_ms_per_execution.items())
             print(f"  {rate:>5.0f}/s  p50 {result.p50_ms:>7.1f} ms  p95 {result.p95_ms:>7.1f} ms"
                   f"  p99 {result.p99_ms:>7.1f} ms  max {result.max_ms:>7.1f} ms  "
                   f"done {result.completed}/{result.sent}  failed {result.failed}  "
-                  f"achieved {result.achieved_per_s:>5.1f}/s  "
-                  f"{'sustained' if result.sustained else 'NOT sustained'}",
+                  f"unfinished {result.unfinished}  achieved {result.achieved_per_s:>5.1f}/s  "
+                  f"{'sustained' if result.sustained else 'NOT sustained'}"
+                  + (f"\n         CPU ms per execution: {cpu}" if cpu else ""),
                   file=sys.stderr, flush=True)
             await asyncio.sleep(2)  # let the backlog of one phase drain before the next
         return results
@@ -196,10 +260,10 @@ def main() -> None:
         proc = start_server(tmp, port, password)
         url = f"http://127.0.0.1:{port}"
     print(f"kray API load: {url}, {args.duration:.0f} s per rate, 2-task flow, wait=true, "
-          f"{os.cpu_count()} CPUs", file=sys.stderr)
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}", file=sys.stderr)
     try:
         results = asyncio.run(run(url, (args.user, password), rates, args.duration,
-                                  args.warmup))
+                                  args.warmup, proc.pid if proc is not None else None))
     finally:
         if proc is not None:
             proc.send_signal(signal.SIGINT)
@@ -210,7 +274,8 @@ def main() -> None:
     sustained = [r.rate for r in results if r.sustained]
     best = max(sustained) if sustained else None
     target = next((r for r in results if r.rate == 100), None)
-    summary = {"highestSustainedRate": best, "phases": [asdict(r) for r in results],
+    summary = {"highestSustainedRate": best, "loadAverageAfter": round(os.getloadavg()[0], 1),
+               "phases": [asdict(r) for r in results],
                "target": {"rate": 100, "p95Ms": TARGET_P95 * 1000,
                           "met": bool(target and target.sustained
                                       and target.p95_ms <= TARGET_P95 * 1000)}}

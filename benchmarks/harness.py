@@ -78,6 +78,7 @@ class RunnerProcess:
     setup: dict | None = None
     error: str | None = None
     paused: bool = False
+    busy: bool = False  # a command was sent and not answered
     buffer: bytes = b""
 
     @property
@@ -102,6 +103,7 @@ class RunnerProcess:
     def ask(self, command: dict, timeout: float) -> dict:
         assert self.proc is not None and self.proc.stdin is not None
         self.resume()
+        self.busy = True
         self.proc.stdin.write((json.dumps(command) + "\n").encode())
         self.proc.stdin.flush()
         deadline = time.monotonic() + timeout
@@ -118,6 +120,7 @@ class RunnerProcess:
                                        f"see {self.log_path.name}")
                 self.buffer += chunk
         line, self.buffer = self.buffer.split(b"\n", 1)
+        self.busy = False
         return json.loads(line)
 
     def pause(self) -> None:
@@ -136,7 +139,7 @@ class RunnerProcess:
         if self.proc is None:
             return
         tree = _descendants(self.proc.pid)
-        if self.proc.poll() is None:
+        if self.proc.poll() is None and not self.busy:  # a busy one would answer too late
             try:
                 self.ask({"op": "quit"}, 90)
                 self.proc.wait(60)
@@ -158,6 +161,7 @@ class RunnerProcess:
             self.proc.wait(10)
         self.proc = None
         self.buffer = b""
+        self.busy = self.paused = False
 
 
 @dataclass

@@ -60,6 +60,7 @@ def flow_source(workload: str, variant: str) -> tuple[str, str]:
         body = "".join(_script(f"t{i}", FIB_HEAVY) for i in range(CHAIN_HEAVY))
     elif workload in ("fanout", "foreach100"):
         width, limit = (FANOUT, 0) if workload == "fanout" else (FOREACH, 1)
+        # range(0, width - 1): Pebble's range includes its end, so this is `width` values.
         body = (_return("first", "start")
                 + f"  - id: loop\n    type: io.kestra.plugin.core.flow.ForEach\n"
                   f"    values: \"{{{{ range(0, {width - 1}) | list }}}}\"\n"
