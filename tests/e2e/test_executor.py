@@ -33,11 +33,21 @@ def wait_state(ray, executor, execution_id: str, states: set[str], timeout: floa
 
 
 def task_processes() -> list[psutil.Process]:
-    """Ray worker processes currently running a kray task (Ray titles them ray::run_task)."""
+    """This session's Ray workers currently running a kray task (titled ray::run_task):
+    other Ray instances on the machine are not ours to count."""
+    import ray
+
+    session = ray._private.worker._global_node.get_session_dir_path()
     found = []
     for p in psutil.process_iter(["cmdline"]):
         cmd = " ".join(p.info.get("cmdline") or [])
-        if cmd.startswith("ray::run_task"):
+        if not cmd.startswith("ray::run_task"):
+            continue
+        try:
+            parent = " ".join(p.parent().cmdline())
+        except (psutil.Error, AttributeError):
+            continue
+        if session in parent:
             found.append(p)
     return found
 
