@@ -49,10 +49,10 @@ def main(argv: list[str] | None = None) -> int:
                      help=f"comma-separated (default all): {', '.join(envs.ENGINES)}")
     run.add_argument("--runs", type=int, default=5, help="measured runs (median)")
     run.add_argument("--warmup", type=int, default=1)
-    run.add_argument("--timeout", type=float, default=150.0, help="seconds, one run")
-    run.add_argument("--budget", type=float, default=300.0,
+    run.add_argument("--timeout", type=float, default=200.0, help="seconds, one run")
+    run.add_argument("--budget", type=float, default=240.0,
                      help="seconds per engine and workload; fewer runs past it (at least 1)")
-    run.add_argument("--api-rates", default="5,10,20,50,100,200",
+    run.add_argument("--api-rates", default="1,2,5,10,20,50,100,200",
                      help="executions/s, in order; stops after p95 passes 1 s")
     run.add_argument("--api-step", type=float, default=5.0, help="seconds at each rate")
     run.add_argument("--no-profile", action="store_true", help="skip py-spy on kray")

@@ -49,15 +49,24 @@ class Runner:
         self.token = ""
 
     def _http(self, method: str, path: str, body: dict | None = None,
-              timeout: float = 30) -> dict:
+              timeout: float = 120) -> dict:
+        """One API call. A GET that times out is asked again (twice): Airflow's API server,
+        busy with a wide DAG run on two cores, sometimes stalls for tens of seconds."""
         data = json.dumps(body).encode() if body is not None else None
         headers = {"Content-Type": "application/json"}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
-        req = urllib.request.Request(self.base + path, data=data, method=method,
-                                     headers=headers)
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return json.loads(r.read() or b"null")
+        for attempt in range(3 if method == "GET" else 1):
+            req = urllib.request.Request(self.base + path, data=data, method=method,
+                                         headers=headers)
+            try:
+                with urllib.request.urlopen(req, timeout=timeout) as r:
+                    return json.loads(r.read() or b"null")
+            except TimeoutError:
+                if attempt == 2 or method != "GET":
+                    raise
+                print(f"airflow API: {method} {path} timed out; asking again", file=sys.stderr)
+        raise AssertionError("unreachable")
 
     def setup(self, _: dict) -> dict:
         home = Path(tempfile.mkdtemp(prefix="airflow-bench-"))
