@@ -16,7 +16,7 @@ port, Ray's default temp dir, ``ray stop`` or a process-name match:
 
 ``start_head(..., autoscaling=fake_autoscaling_config(...))`` is what Ray's own
 ``AutoscalingCluster.start()`` does (a head whose autoscaler uses the fake multi-node
-provider, which starts worker nodes as local processes), minus its ``ray stop --force``.
+provider, which starts worker nodes as local processes), except that it never stops every Ray process on the machine first.
 """
 
 from __future__ import annotations
