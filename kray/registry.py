@@ -92,6 +92,7 @@ class PluginRegistry:
         self._canonical: dict[str, type[Task]] = {}
         self._trigger_types: set[str] = set(KNOWN_TRIGGER_TYPES)
         self._trigger_models: dict[str, type[BaseModel]] = _builtin_trigger_models()
+        self._trigger_types.update(self._trigger_models)  # realtime and polling types too
         self._loaded_entry_points: set[str] = set()
 
     # -- tasks ---------------------------------------------------------------------------------

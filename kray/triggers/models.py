@@ -127,13 +127,18 @@ TRIGGER_MODELS: dict[str, type[TriggerBase]] = {
 
 
 def builtin_trigger_models() -> dict[str, type[BaseModel]]:
-    return dict(TRIGGER_MODELS)
+    """Every built-in trigger type: the executor's own and the realtime/polling ones."""
+    from kray.triggers.sources import SOURCE_TYPES
+    return {**TRIGGER_MODELS, **{name: t.model for name, t in SOURCE_TYPES.items()}}
 
 
 def parse_trigger(trigger: Any) -> TriggerBase | None:
     """The typed model of a flow's trigger (``kray.flow.model.Trigger``), or None for a type
     the scheduler does not run (a plugin's). Raises pydantic's ``ValidationError``."""
-    model = TRIGGER_MODELS.get(trigger.type)
+    from kray.triggers.sources import SOURCE_TYPES
+    model: type[TriggerBase] | None = TRIGGER_MODELS.get(trigger.type)
+    if model is None and trigger.type in SOURCE_TYPES:
+        model = SOURCE_TYPES[trigger.type].model
     if model is None:
         return None
     data = {"id": trigger.id, "type": trigger.type, "disabled": trigger.disabled,
