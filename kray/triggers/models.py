@@ -118,6 +118,36 @@ class WebhookTrigger(TriggerBase):
         return self
 
 
+class EventTrigger(TriggerBase):
+    """A realtime or polling trigger: a long-lived trigger actor (``kray.triggers.actor``)
+    runs its ``Source`` (``kray.triggers.sources``) and starts one execution per event.
+
+    ``maxInFlight`` (kray's) bounds how many of its executions may wait or run at once: at
+    that many, the actor stops pulling and the rest waits in the broker."""
+
+    kind: ClassVar[str] = "Event"
+
+    max_in_flight: int = Field(default=100, ge=1, le=100_000)
+
+    @model_validator(mode="after")
+    def _no_execution(self) -> EventTrigger:
+        self._no_execution_conditions()
+        return self
+
+
+class PollingTrigger(EventTrigger):
+    """An ``EventTrigger`` that looks every ``interval`` (ISO-8601, e.g. ``PT30S``)."""
+
+    interval: timedelta = timedelta(seconds=60)
+
+    @field_validator("interval")
+    @classmethod
+    def _positive(cls, v: timedelta) -> timedelta:
+        if v <= timedelta(0):
+            raise ValueError("interval must be positive")
+        return v
+
+
 AnyTrigger = ScheduleTrigger | FlowTrigger | WebhookTrigger
 
 #: Every built-in trigger type name -> its model.
