@@ -17,19 +17,20 @@ from fastapi.openapi.utils import get_openapi
 from starlette.middleware import Middleware
 
 from kray import __version__
-from kray.api.auth import AuthMiddleware, Authenticator, is_open
+from kray.api.auth import AuthMiddleware, Authenticator, LoginLimiter, SessionStore, is_open
 from kray.api.client import ExecutorClient
 from kray.api.errors import HANDLERS
-from kray.api.routes import executions, flows, logs, namespaces, system, triggers
+from kray.api.routes import auth, executions, flows, logs, namespaces, system, triggers, ui
+from kray.api.webui import WebUI
 from kray.config import Settings
 from kray.executor_store import MAX_FILE_BYTES
 
 API_PREFIX = "/api/v1"
 MAX_BODY = MAX_FILE_BYTES + 1024 * 1024  # the largest upload, and its multipart framing
 # Order matters where paths overlap: each family lists its literal paths first.
-ROUTERS = [(flows.router, API_PREFIX), (executions.router, API_PREFIX),
-           (logs.router, API_PREFIX), (namespaces.router, API_PREFIX),
-           (triggers.router, API_PREFIX), (system.router, "")]
+ROUTERS = [(auth.router, API_PREFIX), (ui.router, API_PREFIX), (flows.router, API_PREFIX),
+           (executions.router, API_PREFIX), (logs.router, API_PREFIX),
+           (namespaces.router, API_PREFIX), (triggers.router, API_PREFIX), (system.router, "")]
 
 
 def create_app(settings: Settings, *, executor: Any = None) -> FastAPI:
@@ -37,6 +38,7 @@ def create_app(settings: Settings, *, executor: Any = None) -> FastAPI:
     Ray cluster (``RAY_ADDRESS`` or an embedded one) and finds or starts the executor at
     start-up."""
     authenticator = Authenticator(settings.auth)
+    sessions = SessionStore()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -53,10 +55,17 @@ def create_app(settings: Settings, *, executor: Any = None) -> FastAPI:
     app = FastAPI(
         title="kray", version=__version__, lifespan=lifespan,
         description="Kestra's flow language on Ray: flows, executions, logs, KV and "
-                    "namespace files. Authenticate with HTTP basic auth or a bearer token.",
-        middleware=[Middleware(AuthMiddleware, authenticator=authenticator)],
+                    "namespace files. Authenticate with HTTP basic auth or a bearer token "
+                    "(the web UI logs in with /api/v1/auth/login and a session cookie).",
+        # The UI's static files first: they need no credentials (they hold no data).
+        middleware=[Middleware(WebUI),
+                    Middleware(AuthMiddleware, authenticator=authenticator,
+                               sessions=sessions)],
         exception_handlers=HANDLERS,
         max_body_size=MAX_BODY)  # FastAPI >= 0.16x answers 413 beyond it; older ignore it
+    app.state.authenticator = authenticator
+    app.state.sessions = sessions
+    app.state.login_limiter = LoginLimiter()
     for router, prefix in ROUTERS:
         app.include_router(router, prefix=prefix)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

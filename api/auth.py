@@ -1,7 +1,17 @@
-"""Authentication: HTTP basic auth and bearer API tokens, as pure ASGI middleware.
+"""Authentication: HTTP basic auth, bearer API tokens and the web UI's session cookie, as
+pure ASGI middleware.
 
-Every path answers 401 without valid credentials, except ``/health`` and the webhook route
-(``/api/v1/executions/webhook/{namespace}/{flowId}/{key}``, which its key authenticates).
+Every path answers 401 without valid credentials, except ``/health``, ``POST
+/api/v1/auth/login`` and the webhook route
+(``/api/v1/executions/webhook/{namespace}/{flowId}/{key}``, which its key authenticates). The
+web UI's static files are served before this middleware (``kray.api.webui``): they hold no data.
+
+The UI logs in once (``/api/v1/auth/login``) and then holds an opaque session id in the
+``kray_session`` cookie (HttpOnly, SameSite=Strict), looked up in a server-side store that
+forgets a session after 12 idle hours (or when the server restarts). A browser sends cookies
+on its own, so a request authenticated by the cookie alone that changes something (POST, PUT,
+PATCH, DELETE) must also carry ``X-Kray-UI: 1``: a header a cross-site form cannot set, and a
+cross-site script cannot send without a CORS preflight this API never grants (403 otherwise).
 Passwords are checked against scrypt hashes in a thread (a check costs tens of milliseconds
 of CPU; the event loop never waits on it); a success is remembered by the SHA-256 of the
 header, so a client sending the same credentials again costs a dictionary lookup. Tokens are
@@ -16,20 +26,31 @@ import binascii
 import hashlib
 import hmac
 import re
+import secrets
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
+from collections.abc import Callable
 from pathlib import Path
 
+from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kray.api.responses import encode
 from kray.config import AuthSettings, hash_password, hash_token, read_tokens, verify_password
 
-OPEN_PATHS = frozenset({"/health"})
+LOGIN_PATH = "/api/v1/auth/login"
+OPEN_PATHS = frozenset({"/health", LOGIN_PATH})
 # Exactly the webhook's shape: a shorter path under it must not slip through unauthenticated.
 OPEN_PATTERN = re.compile(r"^/api/v1/executions/webhook/[^/]+/[^/]+/[^/]+/?$")
 CACHE_SIZE = 1024
 TOKEN_RELOAD_EVERY = 1.0  # seconds between looks at tokens.json
+SESSION_COOKIE = "kray_session"
+SESSION_IDLE = 12 * 3600.0  # seconds a session lives without being used
+MAX_SESSIONS = 10_000  # the oldest-used session goes first beyond it
+UI_HEADER = b"x-kray-ui"
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+LOGIN_FAILURES = 5  # failed logins per client and user name within LOGIN_WINDOW ...
+LOGIN_WINDOW = 60.0  # ... before further attempts answer 429 until the oldest one ages out
 
 
 def is_open(path: str) -> bool:
@@ -86,6 +107,10 @@ class Authenticator:
         name, sep, password = decoded.partition(":")
         if not sep:
             return None
+        return self.check_password(name, password)
+
+    def check_password(self, name: str, password: str) -> str | None:
+        """``name`` when the password is right (blocking: scrypt costs tens of ms of CPU)."""
         stored = None
         for user, hashed in self.users.items():  # no early exit: timing does not tell names
             if hmac.compare_digest(user, name.encode()):
@@ -120,12 +145,105 @@ class Authenticator:
         return self._file_tokens
 
 
-class AuthMiddleware:
-    """Pure ASGI: answers 401 before routing when credentials are missing or wrong."""
+class SessionStore:
+    """The UI's login sessions, in memory: opaque random ids (only their SHA-256 is kept, so
+    the store's keys are not usable cookies), each forgotten after ``idle`` unused seconds."""
 
-    def __init__(self, app: ASGIApp, authenticator: Authenticator) -> None:
+    def __init__(self, idle: float = SESSION_IDLE, limit: int = MAX_SESSIONS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.idle = idle
+        self.limit = limit
+        self.clock = clock
+        self._sessions: OrderedDict[bytes, tuple[str, float]] = OrderedDict()
+
+    @staticmethod
+    def _key(session_id: str) -> bytes:
+        return hashlib.sha256(session_id.encode()).digest()
+
+    def create(self, username: str) -> str:
+        session_id = secrets.token_urlsafe(32)
+        self._sessions[self._key(session_id)] = (username, self.clock() + self.idle)
+        while len(self._sessions) > self.limit:
+            self._sessions.popitem(last=False)
+        return session_id
+
+    def user(self, session_id: str | None) -> str | None:
+        """Who holds this session (None: nobody, or expired); each use slides its expiry."""
+        if not session_id:
+            return None
+        key = self._key(session_id)
+        found = self._sessions.get(key)
+        if found is None:
+            return None
+        now = self.clock()
+        if found[1] <= now:
+            del self._sessions[key]
+            return None
+        self._sessions[key] = (found[0], now + self.idle)
+        self._sessions.move_to_end(key)
+        return found[0]
+
+    def end(self, session_id: str | None) -> None:
+        if session_id:
+            self._sessions.pop(self._key(session_id), None)
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+
+class LoginLimiter:
+    """Slows password guessing: at most ``failures`` failed logins per (client address, user
+    name) within ``window`` seconds; a success forgets that pair's failures."""
+
+    def __init__(self, failures: int = LOGIN_FAILURES, window: float = LOGIN_WINDOW,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.failures = failures
+        self.window = window
+        self.clock = clock
+        self._failed: dict[tuple[str, str], deque[float]] = {}
+
+    def retry_after(self, client: str, username: str) -> float:
+        """Seconds before this pair may try again (0: now)."""
+        times = self._failed.get((client, username.lower()))
+        if not times:
+            return 0.0
+        now = self.clock()
+        while times and times[0] <= now - self.window:
+            times.popleft()
+        if len(times) < self.failures:
+            return 0.0
+        return times[0] + self.window - now
+
+    def failed(self, client: str, username: str) -> None:
+        if len(self._failed) > MAX_SESSIONS:  # many pairs: drop the ones with nothing recent
+            now = self.clock()
+            self._failed = {k: v for k, v in self._failed.items()
+                            if v and v[-1] > now - self.window}
+        self._failed.setdefault((client, username.lower()), deque()).append(self.clock())
+
+    def succeeded(self, client: str, username: str) -> None:
+        self._failed.pop((client, username.lower()), None)
+
+
+def cookie(scope: Scope, name: str) -> str | None:
+    """A cookie of the request (the first one of that name)."""
+    for key, value in scope["headers"]:
+        if key == b"cookie":
+            found = cookie_parser(value.decode("latin-1")).get(name)
+            if found:
+                return found
+    return None
+
+
+class AuthMiddleware:
+    """Pure ASGI: answers 401 before routing when credentials are missing or wrong, and 403
+    to a cookie-authenticated change without the UI's header."""
+
+    def __init__(self, app: ASGIApp, authenticator: Authenticator,
+                 sessions: SessionStore) -> None:
         self.app = app
         self.auth = authenticator
+        self.sessions = sessions
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket") or not self.auth.enabled \
@@ -136,24 +254,44 @@ class AuthMiddleware:
                        if k == b"authorization"), None)
         principal = await self.auth.authenticate(header)
         if principal is None:
+            principal = self.sessions.user(cookie(scope, SESSION_COOKIE))
+            if principal is not None and scope.get("method") in UNSAFE_METHODS \
+                    and (UI_HEADER, b"1") not in scope["headers"]:
+                await _forbidden(send)
+                return
+        if principal is None:
             await _unauthorized(scope, send)
             return
         scope.setdefault("state", {})["principal"] = principal
         await self.app(scope, receive, send)
 
 
+async def _forbidden(send: Send) -> None:
+    message = "a change made with the session cookie needs the header X-Kray-UI: 1"
+    await _json(send, 403, {"message": message, "issues": [{
+        "message": message, "path": "X-Kray-UI", "in": "header", "file": None,
+        "line": None, "column": None}]})
+
+
+async def _json(send: Send, status: int, content: object,
+                headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    body = encode(content)
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+        *(headers or [])]})
+    await send({"type": "http.response.body", "body": body})
+
+
 async def _unauthorized(scope: Scope, send: Send) -> None:
     if scope["type"] == "websocket":
         await send({"type": "websocket.close", "code": 1008})
         return
-    body = encode({"message": "authentication required: HTTP basic auth or a bearer token",
-                   "issues": [{"message": "missing or invalid credentials",
-                               "path": "Authorization", "in": "header", "file": None,
-                               "line": None, "column": None}]})
-    await send({"type": "http.response.start", "status": 401, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-        (b"www-authenticate", b'Basic realm="kray", Bearer')]})
-    await send({"type": "http.response.body", "body": body})
+    await _json(send, 401, {
+        "message": "authentication required: HTTP basic auth, a bearer token or a session",
+        "issues": [{"message": "missing or invalid credentials", "path": "Authorization",
+                    "in": "header", "file": None, "line": None, "column": None}]},
+        [(b"www-authenticate", b'Basic realm="kray", Bearer')])
 
 
-__all__ = ["Authenticator", "AuthMiddleware", "is_open", "OPEN_PATHS"]
+__all__ = ["Authenticator", "AuthMiddleware", "LoginLimiter", "SessionStore", "cookie",
+           "is_open", "OPEN_PATHS", "SESSION_COOKIE"]

@@ -197,6 +197,44 @@ class StoreMixin:
         if not await asyncio.to_thread(self.storage.delete, self._ns_path(namespace, path)):
             raise NotFound(f"file not found: {path}")
 
+    # ------------------------------------------------------------------ namespaces
+    async def namespace_ids(self) -> list[dict]:
+        """Namespaces holding flows, unexpired KV entries or namespace files, by id, each
+        with its flow count (for the UI's pickers)."""
+        await self._ensure_started()
+        flows = await self._read(self.repo.list_flows, None)
+
+        def kv_namespaces() -> list[str]:
+            with self.repo.transaction() as con:
+                rows = con.execute("SELECT DISTINCT namespace FROM kv WHERE expires_at IS NULL "
+                                   "OR expires_at > ?", [self.kvstore._now()]).fetchall()
+            return [r[0] for r in rows]
+
+        counts: dict[str, int] = defaultdict(int)
+        for flow in flows:
+            counts[flow["namespace"]] += 1
+        for namespace in [*await self._read(kv_namespaces),
+                          *await asyncio.to_thread(self._file_namespaces)]:
+            counts.setdefault(namespace, 0)
+        return [{"id": ns, "flows": counts[ns]} for ns in sorted(counts)]
+
+    def _file_namespaces(self, max_depth: int = 12) -> list[str]:
+        """Namespaces with a ``_files`` folder in storage: a walk that skips execution
+        folders and the files themselves, so it stays short however many files there are."""
+        import re
+
+        from kray.flow.model import NAMESPACE_PATTERN
+        from kray.runcontext import NAMESPACE_FILES
+
+        fs, root = self.storage.fs, self.storage._full("").rstrip("/")
+        found: list[str] = []
+        for folder, dirs, _ in fs.walk(root, maxdepth=max_depth, topdown=True):
+            rel = str(folder).rstrip("/")[len(root.rstrip("/")):].strip("/")
+            if NAMESPACE_FILES in dirs and re.match(NAMESPACE_PATTERN, rel.replace("/", ".")):
+                found.append(rel.replace("/", "."))
+            dirs[:] = [d for d in dirs if d not in (NAMESPACE_FILES, "executions")]
+        return found
+
     # ------------------------------------------------------------------ metrics
     async def metrics_snapshot(self) -> dict:
         await self._ensure_started()

@@ -17,7 +17,7 @@ from kray.errors import KrayError
 from kray.storage.triggers import TriggerKey
 from kray.triggers.conditions import ConditionContext, all_true
 from kray.triggers.firing import render_inputs, webhook_variables
-from kray.triggers.models import ScheduleTrigger, WebhookTrigger
+from kray.triggers.models import EventTrigger, ScheduleTrigger, WebhookTrigger
 from kray.triggers.runner import Entry, TriggerRunner, log, now_utc
 
 if TYPE_CHECKING:
@@ -98,6 +98,43 @@ class SchedulerMixin:
         state.last_execution_id, state.last_fired = ex.id, now_utc()
         await runner.save(state)
         return {"status": 200, "execution": executor._doc(ex)}
+
+    # ------------------------------------------------------------------ trigger actors
+    # Called by the realtime and polling triggers' actors (``kray.triggers.actor``), each
+    # naming its trigger and its generation; ``{"stop": True}`` tells a stale actor to stop.
+    async def trigger_config(self, namespace: str, flow_id: str, trigger_id: str,
+                             generation: str) -> dict:
+        """``{type, trigger, position, interval, context}``: the trigger's source properties
+        (rendered), its last persisted position, a polling trigger's interval in seconds."""
+        await self._executor._ensure_started()
+        return self._triggers.realtime.config((namespace, flow_id, trigger_id), generation)
+
+    async def trigger_events(self, namespace: str, flow_id: str, trigger_id: str,
+                             generation: str, events: list[dict], position: Any = None
+                             ) -> dict:
+        """One execution per event ``{id, variables}`` whose conditions hold, exactly once
+        per id; durable on return, so the actor may ack. Returns ``{inFlight, created,
+        limit}``: how many of the trigger's executions are not terminal yet."""
+        await self._executor._ensure_started()
+        return await self._triggers.realtime.events((namespace, flow_id, trigger_id),
+                                                    generation, events, position)
+
+    async def trigger_room(self, namespace: str, flow_id: str, trigger_id: str,
+                           generation: str, timeout: float = 30.0) -> Any:
+        """Backpressure long poll: how many more executions the trigger may start, once it
+        may start any (0 after ``timeout`` seconds without room)."""
+        await self._executor._ensure_started()
+        return await self._triggers.realtime.room((namespace, flow_id, trigger_id),
+                                                  generation, timeout)
+
+    async def trigger_status(self, namespace: str, flow_id: str, trigger_id: str,
+                             generation: str, status: str | None = None,
+                             error: str | None = None, position: Any = None,
+                             set_position: bool = False) -> dict:
+        """The actor's status (RUNNING, BACKOFF, FAILED), last error, moved position."""
+        await self._executor._ensure_started()
+        return self._triggers.realtime.report((namespace, flow_id, trigger_id), generation,
+                                              status, error, position, set_position)
 
     # ------------------------------------------------------------------ trigger API
     async def triggers(self, namespace: str | None = None, flow_id: str | None = None,
@@ -225,6 +262,8 @@ class SchedulerMixin:
         runner = self._triggers
         context = runner.states[key].to_dict()
         context["disabled"] = runner.off(key)
+        if isinstance(runner.entries[key].trigger, EventTrigger):
+            context.update(runner.realtime.view(key))
         return {"abstractTrigger": runner.entries[key].trigger.model_dump(
                     mode="json", by_alias=True, exclude_none=True),
                 "triggerContext": context}

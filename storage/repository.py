@@ -272,6 +272,16 @@ class Repository:
         rows = self._fetch("SELECT data FROM executions WHERE trigger_key = ?", [key])
         return loads(rows[0][0]) if rows else None
 
+    def existing_trigger_keys(self, keys: Sequence[str]) -> set[str]:
+        """Which of ``keys`` already have their execution: one query for a whole batch of
+        realtime events (a redelivered message is recognised by its key)."""
+        if not keys:
+            return set()
+        marks = ", ".join("?" * len(keys))
+        rows = self._fetch(f"SELECT trigger_key FROM executions WHERE trigger_key IN ({marks})",
+                           list(keys))
+        return {row[0] for row in rows}
+
     def load_executions(self, *, non_terminal: bool = False) -> list[dict[str, Any]]:
         """Every execution, oldest first; with ``non_terminal``, only those not yet ended
         (what a restarted executor must pick up again)."""

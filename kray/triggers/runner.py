@@ -50,6 +50,7 @@ from kray.triggers.models import (
     parse_trigger,
 )
 from kray.triggers.preconditions import advance
+from kray.triggers.realtime import EventTriggers
 from kray.triggers.schedule import backfill_ticks, plan_schedule, schedule_variables
 
 if TYPE_CHECKING:
@@ -103,12 +104,14 @@ class TriggerRunner:
         self._tasks: set[asyncio.Task] = set()
         self._pending_ends: list[tuple[dict, dict | None]] = []
         self._unparsed: set[tuple[str, str]] = set()  # flows whose triggers could not load
+        self.realtime = EventTriggers(self)  # realtime and polling triggers' actors
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         """Load every trigger state and every deployed flow's triggers; arm them."""
         repo = self.ex.repo
         self.states = {s.key: s for s in await asyncio.to_thread(load_states, repo)}
+        self.realtime.rebuild(self.ex.live.values())
         now = now_utc()
         for doc in await asyncio.to_thread(repo.list_flows):
             if "triggers" in doc["source"]:
@@ -130,6 +133,8 @@ class TriggerRunner:
         meta = execution.metadata.get("trigger")
         if meta is None and self.loaded and not self.flow_keys:
             return  # the common case, on the executor's hot path: nothing to look at
+        if meta is not None:
+            self.realtime.ended(execution, meta)
         ended = ended_view(execution)
         if not self.loaded:  # ended while recovering: handled once the triggers are loaded
             self._pending_ends.append((ended, meta))
@@ -179,6 +184,7 @@ class TriggerRunner:
                 self.entries.pop(key, None)
                 self.states.pop(key, None)
                 self.since.pop(key, None)
+                self.realtime.sync(key)
             changed = []
             for key, entry in new.items():
                 state = self.states.get(key)
@@ -207,8 +213,10 @@ class TriggerRunner:
                 self.resume(key)
 
     def resume(self, key: TriggerKey) -> None:
-        """Plan a schedule now and carry on its backfill, if the trigger is on."""
+        """Plan a schedule now and carry on its backfill, if the trigger is on; start, stop
+        or replace an event trigger's actor."""
         entry = self.entries.get(key)
+        self.realtime.sync(key)
         if entry is None or self.off(key) or not isinstance(entry.trigger, ScheduleTrigger):
             return
         self.spawn(self._run_schedule(key))
@@ -406,6 +414,7 @@ class TriggerRunner:
             state.disabled = True
             state.data["stoppedBy"] = {"executionId": ended["id"], "state": ended["state"]}
             self.cancel(key)
+            self.realtime.sync(key)
             await self.save(state)
         log.warning("trigger %s disabled: execution %s ended %s (stopAfter)", key,
                     ended["id"], ended["state"])

@@ -15,7 +15,7 @@ from tests.api.conftest import PASSWORD, USER, LiveServer
 
 pytestmark = pytest.mark.ray
 
-OPEN = {"/health"}
+OPEN = {"/health", "/api/v1/auth/login"}  # login: the UI's way in (test_ui_support.py)
 WEBHOOK = "/api/v1/executions/webhook/{namespace}/{flowId}/{key}"
 
 

@@ -8,6 +8,7 @@ the trigger actor, where the client library must be installed: ``pip install 'kr
 from __future__ import annotations
 
 import importlib
+import logging
 from dataclasses import dataclass
 
 from kray.triggers.sources.base import Message, Source, SourceError
@@ -35,12 +36,25 @@ def register_source(model: type, source: str, *names: str) -> None:
 
 def _load_builtin() -> None:
     # Each module calls register_source at import; listed here so registration is explicit.
+    # One that fails to import is reported, not fatal: the other types still load.
     for module in BUILTIN_MODULES:
-        importlib.import_module(module)
+        try:
+            importlib.import_module(module)
+        except ImportError as e:
+            logging.getLogger("kray.triggers").error("trigger types of %s not loaded: %s",
+                                                     module, e)
 
 
 #: Modules defining the built-in source types (models only at import; no client libraries).
-BUILTIN_MODULES: list[str] = []
+BUILTIN_MODULES: list[str] = [
+    "kray.triggers.sources.redis",
+    "kray.triggers.sources.http",
+    "kray.triggers.sources.files",
+    "kray.triggers.sources.sql",
+    "kray.triggers.sources.mqtt",
+    "kray.triggers.sources.nats",
+    "kray.triggers.sources.amqp",
+]
 
 _load_builtin()
 

@@ -1,0 +1,383 @@
+"""Realtime triggers: latency from publish to execution start, and sustained events/s.
+
+    python -m benchmarks.triggers [--events 1000] [--latency 50] [--types redis-list,mqtt]
+                                  [--json]
+
+For every realtime trigger type whose source is registered (``SOURCE_TYPES``) and whose broker
+answers on 127.0.0.1, with a 1-task flow (``Return``) on an embedded Ray and an executor of
+its own (a fresh data folder, state persisted in DuckDB as usual):
+
+- **latency**: ``--latency`` messages published one at a time, 50 ms apart, each carrying its
+  publish time; latency = the execution's first RUNNING state date minus that time (both
+  clocks are this machine's). p50 / p95 / max.
+- **throughput**: ``--events`` messages published as fast as the client can, then the time
+  from the first publish until every execution exists (executions created per second), and
+  until every one has ended. The trigger's ``maxInFlight`` is raised to the event count for
+  this phase, so that creation is not paced by completions (with the default 100, the rate is
+  that of the executions' own completion).
+
+The table lists every type, with the reason a type was skipped (source not registered, broker
+down). Targets (issue 8): p50 under 50 ms and 200 events/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+NS = "bench.triggers"
+TARGET_P50_MS = 50.0
+TARGET_RATE = 200.0
+TASK = """  - id: one
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ trigger.body | json | length }}"
+"""
+
+Publish = Callable[[str, list[bytes]], Awaitable[None]]
+
+
+@dataclass
+class Case:
+    name: str
+    type: str  # the trigger type (must be in SOURCE_TYPES)
+    port: int  # the broker's, on 127.0.0.1
+    properties: Callable[[str], str]  # YAML lines of the trigger's own properties, for a key
+    publish: Publish
+    setup: Callable[[str], Awaitable[None]] | None = None
+    cleanup: Callable[[str], Awaitable[None]] | None = None
+
+
+# ---------------------------------------------------------------------------------- publishers
+async def _redis_list(key: str, payloads: list[bytes]) -> None:
+    import redis.asyncio as aioredis
+    client = aioredis.Redis(host="127.0.0.1", port=6379)
+    try:
+        for i in range(0, len(payloads), 500):
+            await client.rpush(key, *payloads[i:i + 500])
+    finally:
+        await client.aclose()
+
+
+async def _redis_stream(key: str, payloads: list[bytes]) -> None:
+    import redis.asyncio as aioredis
+    client = aioredis.Redis(host="127.0.0.1", port=6379)
+    try:
+        pipe = client.pipeline(transaction=False)
+        for p in payloads:
+            pipe.xadd(key, {"data": p})
+        await pipe.execute()
+    finally:
+        await client.aclose()
+
+
+async def _redis_pubsub(key: str, payloads: list[bytes]) -> None:
+    import redis.asyncio as aioredis
+    client = aioredis.Redis(host="127.0.0.1", port=6379)
+    try:
+        pipe = client.pipeline(transaction=False)
+        for p in payloads:
+            pipe.publish(key, p)
+        await pipe.execute()
+    finally:
+        await client.aclose()
+
+
+async def _redis_cleanup(key: str) -> None:
+    import redis.asyncio as aioredis
+    client = aioredis.Redis(host="127.0.0.1", port=6379)
+    try:
+        doomed = [k async for k in client.scan_iter(f"*{key}*")]
+        if doomed:
+            await client.delete(*doomed)
+    finally:
+        await client.aclose()
+
+
+async def _mqtt(key: str, payloads: list[bytes]) -> None:
+    import aiomqtt
+    async with aiomqtt.Client("127.0.0.1", 1883) as client:
+        for p in payloads:
+            await client.publish(key, p, qos=1)
+
+
+async def _nats(key: str, payloads: list[bytes]) -> None:
+    import nats
+    nc = await nats.connect("nats://127.0.0.1:4222")
+    try:
+        for p in payloads:
+            await nc.publish(key, p)
+        await nc.flush()
+    finally:
+        await nc.close()
+
+
+async def _jetstream_setup(key: str) -> None:
+    import nats
+    nc = await nats.connect("nats://127.0.0.1:4222")
+    try:
+        await nc.jetstream().add_stream(name=key, subjects=[key])
+    finally:
+        await nc.close()
+
+
+async def _jetstream(key: str, payloads: list[bytes]) -> None:
+    import nats
+    nc = await nats.connect("nats://127.0.0.1:4222")
+    try:
+        js = nc.jetstream()
+        for i in range(0, len(payloads), 200):
+            await asyncio.gather(*(js.publish(key, p) for p in payloads[i:i + 200]))
+    finally:
+        await nc.close()
+
+
+async def _jetstream_cleanup(key: str) -> None:
+    import nats
+    nc = await nats.connect("nats://127.0.0.1:4222")
+    try:
+        await nc.jetstream().delete_stream(key)
+    except Exception:
+        pass
+    finally:
+        await nc.close()
+
+
+async def _amqp(key: str, payloads: list[bytes]) -> None:
+    import aio_pika
+    connection = await aio_pika.connect("amqp://guest:guest@127.0.0.1:5672/")
+    async with connection:
+        channel = await connection.channel()
+        await channel.declare_queue(key, durable=True)
+        for p in payloads:
+            await channel.default_exchange.publish(aio_pika.Message(p), routing_key=key)
+
+
+async def _amqp_cleanup(key: str) -> None:
+    import aio_pika
+    connection = await aio_pika.connect("amqp://guest:guest@127.0.0.1:5672/")
+    async with connection:
+        channel = await connection.channel()
+        await channel.queue_delete(key)
+
+
+CASES = [
+    Case("redis-list", "kray.redis.list.RealtimeTrigger", 6379,
+         lambda k: f"url: redis://127.0.0.1:6379/0\nkey: {k}", _redis_list,
+         cleanup=_redis_cleanup),
+    Case("redis-stream", "kray.redis.stream.RealtimeTrigger", 6379,
+         lambda k: f"url: redis://127.0.0.1:6379/0\nkey: {k}\ngroup: bench", _redis_stream,
+         cleanup=_redis_cleanup),
+    Case("redis-pubsub", "kray.redis.pubsub.RealtimeTrigger", 6379,
+         lambda k: f"url: redis://127.0.0.1:6379/0\nchannel: {k}", _redis_pubsub),
+    Case("mqtt", "kray.mqtt.RealtimeTrigger", 1883,
+         lambda k: f"server: tcp://127.0.0.1:1883\ntopic: {k}\nqos: 1", _mqtt),
+    Case("nats", "kray.nats.RealtimeTrigger", 4222,
+         lambda k: f"url: nats://127.0.0.1:4222\nsubject: {k}\njetStream: false", _nats),
+    Case("jetstream", "kray.nats.RealtimeTrigger", 4222,
+         lambda k: f"url: nats://127.0.0.1:4222\nsubject: {k}\nstream: {k}", _jetstream,
+         setup=_jetstream_setup, cleanup=_jetstream_cleanup),
+    Case("amqp", "kray.amqp.RealtimeTrigger", 5672,
+         lambda k: f"url: amqp://guest:guest@127.0.0.1:5672/\nqueue: {k}\ndeclareQueue: true",
+         _amqp, cleanup=_amqp_cleanup),
+]
+
+
+# ---------------------------------------------------------------------------------- the runs
+@dataclass
+class Result:
+    name: str
+    skipped: str | None = None
+    latency_ms: dict[str, float] = field(default_factory=dict)  # p50, p95, max
+    events: int = 0
+    created_s: float | None = None
+    ended_s: float | None = None
+    rate: float | None = None  # executions created per second
+    error: str | None = None
+
+
+def _reachable(port: int) -> bool:
+    import socket
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def _flow(flow_id: str, case: Case, key: str, max_in_flight: int) -> str:
+    props = "".join(f"    {line}\n" for line in case.properties(key).splitlines())
+    return (f"id: {flow_id}\nnamespace: {NS}\ntasks:\n{TASK}triggers:\n  - id: watch\n"
+            f"    type: {case.type}\n{props}    maxInFlight: {max_in_flight}\n")
+
+
+def _payloads(start: int, count: int) -> list[bytes]:
+    return [json.dumps({"i": start + i, "t": time.time()}).encode() for i in range(count)]
+
+
+def _first_running(doc: dict) -> float | None:
+    for h in doc.get("histories") or (doc.get("state") or {}).get("histories") or []:
+        if h["state"] == "RUNNING":
+            return datetime.fromisoformat(h["date"]).timestamp()
+    return None
+
+
+def _wait(check: Callable[[], Any], timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.02)
+    raise TimeoutError
+
+
+def run_case(ray: Any, executor: Any, case: Case, events: int, latency_n: int) -> Result:
+    result = Result(case.name)
+    key = f"kray-bench-{case.name}-{uuid.uuid4().hex[:8]}"
+    flow_id = case.name.replace("-", "_")
+
+    def context() -> dict:
+        return ray.get(executor.trigger.remote(NS, flow_id, "watch"))["triggerContext"]
+
+    def docs() -> list[dict]:
+        return ray.get(executor.search_executions.remote(
+            namespace=NS, flow_id=flow_id, size=100_000))["results"]
+
+    def total(states: list[str] | None = None) -> int:
+        return int(ray.get(executor.search_executions.remote(
+            namespace=NS, flow_id=flow_id, states=states, size=1))["total"])
+
+    stage = "start"
+
+    if case.setup is not None:
+        asyncio.run(case.setup(key))
+    try:
+        ray.get(executor.deploy.remote(_flow(flow_id, case, key, max(100, events))))
+        _wait(lambda: context()["status"] == "RUNNING", 60)
+        stage = "latency"
+        time.sleep(0.3)
+        # Latency: one message at a time.
+        sent = 0
+        for i in range(latency_n):
+            asyncio.run(case.publish(key, _payloads(i, 1)))
+            time.sleep(0.05)
+        sent = latency_n
+        _wait(lambda: total() >= sent, 60)
+        lat = []
+        for doc in docs():
+            body = doc["trigger"].get("body") or {}
+            if isinstance(body, dict) and "data" in body:  # a stream entry's field
+                body = body["data"]
+            started = _first_running(doc)
+            if started is not None and isinstance(body, dict) and "t" in body:
+                lat.append((started - body["t"]) * 1000)
+        lat.sort()
+        if lat:
+            result.latency_ms = {"p50": round(statistics.median(lat), 1),
+                                 "p95": round(lat[int(0.95 * (len(lat) - 1))], 1),
+                                 "max": round(lat[-1], 1)}
+        _wait(lambda: total(["SUCCESS"]) >= sent, 300)
+        stage = "burst"
+        # Throughput: a burst.
+        payloads = _payloads(sent, events)
+        t0 = time.monotonic()
+        asyncio.run(case.publish(key, payloads))
+        _wait(lambda: total() >= sent + events, 600)
+        result.created_s = round(time.monotonic() - t0, 2)
+        result.events = events
+        result.rate = round(events / result.created_s, 1)
+        stage = "burst end"
+        _wait(lambda: total(["SUCCESS"]) >= sent + events, 600)
+        result.ended_s = round(time.monotonic() - t0, 2)
+    except TimeoutError:
+        ctx = context()
+        result.error = (f"timed out at {stage} (trigger {ctx['status']}, {ctx['events']} events,"
+                        f" {total()} executions)")
+    except Exception as e:
+        result.error = f"{type(e).__name__}: {e}"
+    finally:
+        try:
+            ray.get(executor.delete_flow.remote(NS, flow_id))
+        except Exception:
+            pass
+        if case.cleanup is not None:
+            try:
+                asyncio.run(case.cleanup(key))
+            except Exception:
+                pass
+    return result
+
+
+def table(results: list[Result]) -> str:
+    lines = ["| trigger | latency p50 | p95 | max | events | all created | created/s | "
+             "all ended | met |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        if r.skipped or r.error:
+            lines.append(f"| {r.name} | {r.skipped or r.error} |||||||| |")
+            continue
+        met = r.latency_ms.get("p50", 1e9) < TARGET_P50_MS and (r.rate or 0) >= TARGET_RATE
+        lines.append(f"| {r.name} | {r.latency_ms.get('p50')} ms | {r.latency_ms.get('p95')} ms"
+                     f" | {r.latency_ms.get('max')} ms | {r.events} | {r.created_s} s | "
+                     f"{r.rate} | {r.ended_s} s | {'yes' if met else 'no'} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1000, help="messages in the burst")
+    parser.add_argument("--latency", type=int, default=50, help="messages for the latency")
+    parser.add_argument("--types", default=",".join(c.name for c in CASES))
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    wanted = [t.strip() for t in args.types.split(",") if t.strip()]
+
+    import ray
+
+    from kray.executor import ExecutorService
+    from kray.runner import ensure_ray
+    from kray.triggers.sources import SOURCE_TYPES
+
+    started = ensure_ray()
+    data = tempfile.mkdtemp(prefix="kray-bench-triggers-")
+    executor = ray.remote(ExecutorService).options(num_cpus=0, max_concurrency=10_000).remote(
+        {"data_dir": data})
+    ray.get(executor.ping.remote())
+    print(f"kray realtime triggers: {os.cpu_count()} CPUs, load average "
+          f"{os.getloadavg()[0]:.1f}, data in {data}", file=sys.stderr)
+    results = []
+    try:
+        for case in CASES:
+            if case.name not in wanted:
+                continue
+            if case.type not in SOURCE_TYPES:
+                results.append(Result(case.name, skipped="source not registered"))
+            elif not _reachable(case.port):
+                results.append(Result(case.name, skipped=f"no broker on :{case.port}"))
+            else:
+                print(f"{case.name}...", file=sys.stderr)
+                results.append(run_case(ray, executor, case, args.events, args.latency))
+    finally:
+        ray.kill(executor)
+        if started:
+            ray.shutdown()
+    if args.json:
+        print(json.dumps([asdict(r) for r in results], indent=2))
+    else:
+        print(table(results))
+        print(f"\ntargets: p50 < {TARGET_P50_MS:.0f} ms, >= {TARGET_RATE:.0f} events/s; "
+              f"load average after: {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,335 @@
+"""MQTT, NATS (core and JetStream) and AMQP realtime triggers end to end, through the
+executor actor, its trigger actors and the machine's brokers on 127.0.0.1: one execution per
+message with the message in ``trigger.*``; none lost or doubled when the trigger actor is
+killed mid-stream (``slow``)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psutil
+import pytest
+
+from kray.triggers.sources.brokerutil import trigger_name
+from tests.conftest import skip_or_fail
+
+pytestmark = pytest.mark.ray
+
+NS = "e2e.brokers"
+MQTT_PORT, NATS_PORT, AMQP_PORT = 1883, 4222, 5672
+
+
+def need(port: int, name: str) -> None:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        skip_or_fail(f"{name} is not listening on 127.0.0.1:{port}")
+
+
+def arun(coro: Any) -> Any:
+    return asyncio.run(asyncio.wait_for(coro, 60))
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what or check}")
+
+
+def flow(flow_id: str, trigger: str) -> str:
+    return f"""id: {flow_id}
+namespace: {NS}
+tasks:
+  - id: show
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{{{ trigger.body | json }}}}"
+triggers:
+  - id: watch
+{trigger}"""
+
+
+def executions(ray: Any, executor: Any, flow_id: str) -> list[dict]:
+    page = ray.get(executor.search_executions.remote(namespace=NS, flow_id=flow_id, size=10000,
+                                                     sort="startDate:asc"))
+    return page["results"]
+
+
+def trigger_context(ray: Any, executor: Any, flow_id: str) -> dict:
+    return ray.get(executor.trigger.remote(NS, flow_id, "watch"))["triggerContext"]
+
+
+def running(ray: Any, executor: Any, flow_id: str, timeout: float = 30.0) -> dict:
+    return wait_for(lambda: (c := trigger_context(ray, executor, flow_id))["status"] ==
+                    "RUNNING" and c, timeout=timeout, what=f"trigger of {flow_id} RUNNING")
+
+
+def triggers_of(ray: Any, executor: Any, flow_id: str, count: int, timeout: float = 30.0
+                ) -> list[dict]:
+    """The ``trigger.*`` of the flow's executions, once there are ``count`` of them."""
+    docs = wait_for(lambda: len(d := executions(ray, executor, flow_id)) >= count and d,
+                    timeout=timeout, what=f"{count} executions of {flow_id}")
+    return [d["trigger"] for d in docs]
+
+
+@contextmanager
+def deployed(ray: Any, executor: Any, flow_id: str, trigger: str) -> Iterator[None]:
+    ray.get(executor.deploy.remote(flow(flow_id, trigger)))
+    try:
+        running(ray, executor, flow_id)
+        yield
+    finally:
+        try:
+            ray.get(executor.delete_flow.remote(NS, flow_id))
+        except Exception:
+            pass
+
+
+def kill_mid_stream(ray: Any, executor: Any, flow_id: str, total: int) -> None:
+    """Once some of the ``total`` messages have their execution, kill the trigger actor (Ray
+    restarts it; it resumes on its own) and wait until its process is gone; checks that it
+    was killed mid-stream indeed."""
+    wait_for(lambda: len(executions(ray, executor, flow_id)) >= 10, what="some executions")
+    handle = ray.get_actor(f"kray-trigger:{NS}/{flow_id}/watch", namespace="kray")
+    pid = ray.get(handle.ping.remote())["pid"]
+    ray.kill(handle, no_restart=False)
+    seen = len(executions(ray, executor, flow_id))
+    print(f"killed the trigger actor of {flow_id} after {seen}/{total} executions")
+    assert seen < total, "not mid-stream: publish more"
+    wait_for(lambda: not psutil.pid_exists(pid), what="the killed actor to exit")
+
+
+def exactly_once(ray: Any, executor: Any, fid: str, total: int) -> None:
+    """Every one of ``total`` numbered messages started exactly one execution."""
+    triggers_of(ray, executor, fid, total, timeout=90)
+    time.sleep(1.5)  # anything doubled would show up by now
+    found = sorted(t["body"]["i"] for t in (d["trigger"] for d in
+                                             executions(ray, executor, fid)))
+    assert found == list(range(total))
+
+
+# ---------------------------------------------------------------------------------- MQTT
+@pytest.fixture
+def mqtt_flow() -> Iterator[tuple[str, str]]:
+    """(flow id, topic); the trigger's persistent session is removed at the end."""
+    need(MQTT_PORT, "Mosquitto")
+    tag = uuid.uuid4().hex[:8]
+    fid = f"mqtt_{tag}"
+    yield fid, f"kray-e2e/{tag}"
+
+    async def forget() -> None:
+        import aiomqtt
+        client_id = trigger_name({"namespace": NS, "flow_id": fid, "trigger_id": "watch"})
+        async with aiomqtt.Client("127.0.0.1", MQTT_PORT, identifier=client_id,
+                                  protocol=aiomqtt.ProtocolVersion.V311, clean_session=True):
+            pass
+    arun(forget())
+
+
+def mqtt_trigger(topic: str, extra: str = "") -> str:
+    return f"""    type: io.kestra.plugin.mqtt.RealtimeTrigger
+    server: tcp://127.0.0.1:{MQTT_PORT}
+    topic: {topic}
+{extra}"""
+
+
+async def mqtt_publish(topic: str, payloads: list[bytes]) -> None:
+    import aiomqtt
+    async with aiomqtt.Client("127.0.0.1", MQTT_PORT) as client:
+        for p in payloads:
+            await client.publish(topic, p, qos=1)
+
+
+def test_mqtt_one_execution_per_message(ray_session, executor, mqtt_flow) -> None:
+    ray, (fid, topic) = ray_session, mqtt_flow
+    with deployed(ray, executor, fid, mqtt_trigger(topic)):
+        arun(mqtt_publish(topic, [b'{"n": 1}', b"plain", b"plain"]))
+        found = triggers_of(ray, executor, fid, 3)
+        assert sorted(str(t["body"]) for t in found) == ["plain", "plain", "{'n': 1}"]
+        assert {t["topic"] for t in found} == {topic} and found[0]["payload"] == found[0]["body"]
+        time.sleep(0.5)
+        assert len(executions(ray, executor, fid)) == 3
+
+
+@pytest.mark.slow
+def test_mqtt_killed_actor_loses_and_doubles_nothing(ray_session, executor, mqtt_flow) -> None:
+    ray, (fid, topic) = ray_session, mqtt_flow
+    total = 300
+    with deployed(ray, executor, fid, mqtt_trigger(topic)):
+        arun(mqtt_publish(topic, [b'{"i": %d}' % i for i in range(total)]))
+        kill_mid_stream(ray, executor, fid, total)
+        exactly_once(ray, executor, fid, total)
+
+
+# ---------------------------------------------------------------------------------- NATS
+@pytest.fixture
+def nats_stream() -> Iterator[tuple[str, str]]:
+    """(stream, subject): a JetStream stream of its own, deleted at the end."""
+    need(NATS_PORT, "NATS")
+    import nats
+    tag = uuid.uuid4().hex[:8]
+    stream, subject = f"KRAYE2E_{tag}", f"kray.e2e.{tag}"
+
+    async def make() -> None:
+        nc = await nats.connect(f"nats://127.0.0.1:{NATS_PORT}")
+        try:
+            await nc.jetstream().add_stream(name=stream, subjects=[subject])
+        finally:
+            await nc.close()
+
+    try:
+        arun(make())
+    except Exception as e:  # noqa: BLE001
+        skip_or_fail(f"NATS JetStream unavailable: {e}")
+    yield stream, subject
+
+    async def drop() -> None:
+        nc = await nats.connect(f"nats://127.0.0.1:{NATS_PORT}")
+        try:
+            await nc.jetstream().delete_stream(stream)
+        finally:
+            await nc.close()
+    arun(drop())
+
+
+async def nats_publish(subject: str, payloads: list[bytes], js: bool) -> None:
+    import nats
+    nc = await nats.connect(f"nats://127.0.0.1:{NATS_PORT}")
+    try:
+        for p in payloads:
+            if js:
+                await nc.jetstream().publish(subject, p)
+            else:
+                await nc.publish(subject, p)
+        await nc.flush()
+    finally:
+        await nc.close()
+
+
+def nats_trigger(subject: str, extra: str = "") -> str:
+    return f"""    type: kray.nats.RealtimeTrigger
+    url: nats://127.0.0.1:{NATS_PORT}
+    subject: {subject}
+{extra}"""
+
+
+def test_nats_core_one_execution_per_message(ray_session, executor) -> None:
+    need(NATS_PORT, "NATS")
+    ray, tag = ray_session, uuid.uuid4().hex[:8]
+    fid, subject = f"natscore_{tag}", f"kray.e2e.core.{tag}"
+    with deployed(ray, executor, fid, nats_trigger(subject)):
+        time.sleep(0.2)
+        arun(nats_publish(subject, [b'{"k": "v"}', b"two"], js=False))
+        found = triggers_of(ray, executor, fid, 2)
+        assert sorted(str(t["body"]) for t in found) == ["two", "{'k': 'v'}"]
+        assert found[0]["subject"] == subject
+
+
+def test_jetstream_one_execution_per_message(ray_session, executor, nats_stream) -> None:
+    ray, (stream, subject) = ray_session, nats_stream
+    fid = f"js_{stream[-8:]}"
+    arun(nats_publish(subject, [b'{"before": true}'], js=True))  # deliverPolicy All
+    trigger = f"""    type: io.kestra.plugin.nats.core.RealtimeTrigger
+    url: nats://127.0.0.1:{NATS_PORT}
+    subject: {subject}
+    durableId: d{stream[-8:]}
+    deliverPolicy: All
+"""
+    with deployed(ray, executor, fid, trigger):
+        arun(nats_publish(subject, [b'{"n": 2}', b"three"], js=True))
+        found = triggers_of(ray, executor, fid, 3)
+        assert [t["sequence"] for t in found] == [1, 2, 3]
+        assert [t["body"] for t in found] == [{"before": True}, {"n": 2}, "three"]
+        assert found[0]["stream"] == stream and found[0]["data"] == {"before": True}
+        time.sleep(0.5)
+        assert len(executions(ray, executor, fid)) == 3
+
+
+@pytest.mark.slow
+def test_jetstream_killed_actor_loses_and_doubles_nothing(ray_session, executor,
+                                                          nats_stream) -> None:
+    ray, (stream, subject) = ray_session, nats_stream
+    fid, total = f"jskill_{stream[-8:]}", 300
+    extra = f"    stream: {stream}\n    ackWait: PT2S\n"
+    with deployed(ray, executor, fid, nats_trigger(subject, extra)):
+        arun(nats_publish(subject, [b'{"i": %d}' % i for i in range(total)], js=True))
+        kill_mid_stream(ray, executor, fid, total)
+        exactly_once(ray, executor, fid, total)
+
+
+# ---------------------------------------------------------------------------------- AMQP
+@pytest.fixture
+def amqp_queue() -> Iterator[str]:
+    need(AMQP_PORT, "RabbitMQ")
+    name = f"kray-e2e-{uuid.uuid4().hex[:8]}"
+    yield name
+
+    async def drop() -> None:
+        import aio_pika
+        conn = await aio_pika.connect(f"amqp://guest:guest@127.0.0.1:{AMQP_PORT}/")
+        try:
+            await (await conn.channel()).queue_delete(name)
+        finally:
+            await conn.close()
+    arun(drop())
+
+
+async def amqp_publish(queue: str, bodies: list[bytes], ids: list[str]) -> None:
+    import aio_pika
+    conn = await aio_pika.connect(f"amqp://guest:guest@127.0.0.1:{AMQP_PORT}/")
+    try:
+        channel = await conn.channel()
+        await channel.declare_queue(queue, durable=True)
+        for body, mid in zip(bodies, ids, strict=True):
+            await channel.default_exchange.publish(
+                aio_pika.Message(body, message_id=mid, headers={"src": "e2e"}),
+                routing_key=queue)
+    finally:
+        await conn.close()
+
+
+def amqp_trigger(queue: str) -> str:
+    return f"""    type: io.kestra.plugin.amqp.RealtimeTrigger
+    host: 127.0.0.1
+    port: {AMQP_PORT}
+    username: guest
+    password: guest
+    queue: {queue}
+    declareQueue: true
+"""
+
+
+def test_amqp_one_execution_per_message(ray_session, executor, amqp_queue) -> None:
+    ray = ray_session
+    fid = f"amqp_{amqp_queue[-8:]}"
+    with deployed(ray, executor, fid, amqp_trigger(amqp_queue)):
+        arun(amqp_publish(amqp_queue, [b'{"a": 1}', b"two"], ["m1", "m2"]))
+        found = triggers_of(ray, executor, fid, 2)
+        by_id = {t["messageId"]: t for t in found}
+        assert by_id["m1"]["body"] == {"a": 1} and by_id["m2"]["data"] == "two"
+        assert by_id["m1"]["headers"] == {"src": "e2e"}
+        assert by_id["m1"]["routingKey"] == amqp_queue
+        # The same message_id again (a publisher's retry): no second execution.
+        arun(amqp_publish(amqp_queue, [b'{"a": 1}'], ["m1"]))
+        time.sleep(1.0)
+        assert len(executions(ray, executor, fid)) == 2
+
+
+@pytest.mark.slow
+def test_amqp_killed_actor_loses_and_doubles_nothing(ray_session, executor, amqp_queue) -> None:
+    ray = ray_session
+    fid, total = f"amqpkill_{amqp_queue[-8:]}", 300
+    with deployed(ray, executor, fid, amqp_trigger(amqp_queue)):
+        arun(amqp_publish(amqp_queue, [b'{"i": %d}' % i for i in range(total)],
+                          [f"k{i}" for i in range(total)]))
+        kill_mid_stream(ray, executor, fid, total)
+        exactly_once(ray, executor, fid, total)
