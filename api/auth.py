@@ -290,7 +290,15 @@ async def _unauthorized(scope: Scope, send: Send) -> None:
         "message": "authentication required: HTTP basic auth, a bearer token or a session",
         "issues": [{"message": "missing or invalid credentials", "path": "Authorization",
                     "in": "header", "file": None, "line": None, "column": None}]},
-        [(b"www-authenticate", b'Basic realm="kray", Bearer')])
+        [] if _from_ui(scope) else [(b"www-authenticate", b'Basic realm="kray", Bearer')])
+
+
+def _from_ui(scope: Scope) -> bool:
+    """A request from the web UI (its header, or a session cookie, maybe expired): its 401
+    carries no ``WWW-Authenticate``, which would make a browser pop up its own login box
+    instead of letting the UI show its login page."""
+    return any(k == UI_HEADER or (k == b"cookie" and SESSION_COOKIE.encode() in v)
+               for k, v in scope["headers"])
 
 
 __all__ = ["Authenticator", "AuthMiddleware", "LoginLimiter", "SessionStore", "cookie",

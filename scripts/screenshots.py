@@ -207,6 +207,129 @@ SHOTS: list[Callable[[Any, str, dict[str, Any], Path], None]] = [
 ]
 
 
+# ---- the execution pages: an ETL with stored files, a run still going, 2,000 task runs ----
+SLOW = """id: slow_sync
+namespace: company.team
+inputs:
+  - id: name
+    type: STRING
+    defaults: world
+tasks:
+  - id: hello
+    type: io.kestra.plugin.core.log.Log
+    message: "hello {{ inputs.name }}"
+  - id: work
+    type: io.kestra.plugin.core.flow.Parallel
+    tasks:
+      - id: fast
+        type: io.kestra.plugin.core.log.Log
+        message: a quick one
+      - id: wait
+        type: io.kestra.plugin.core.flow.Sleep
+        duration: PT300S
+  - id: bye
+    type: io.kestra.plugin.core.log.Log
+    message: "bye {{ inputs.name }}"
+"""
+
+BIG = """id: big_foreach
+namespace: company.team
+description: A ForEach of 2,000 task runs, to show the Gantt and logs stay fast.
+tasks:
+  - id: each
+    type: io.kestra.plugin.core.flow.ForEach
+    values: "{{ range(1, 2000) | list }}"
+    concurrencyLimit: 0
+    tasks:
+      - id: item
+        type: io.kestra.plugin.core.log.Log
+        message: "processing item {{ taskrun.value }}"
+"""
+
+ENDED = ("SUCCESS", "FAILED", "WARNING", "KILLED")
+
+
+def _wait_state(client: httpx.Client, execution_id: str, states: tuple[str, ...],
+                timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if client.get(f"/api/v1/executions/{execution_id}").json()["state"] in states:
+            return
+        time.sleep(0.5)
+
+
+def seed_executions(client: httpx.Client) -> dict[str, Any]:
+    """examples/etl.yaml (stored CSV files to preview), a 2,000-run ForEach, the failing flow,
+    and one left running (a Sleep) for the live Gantt."""
+    yaml = {"Content-Type": "application/x-yaml"}
+    for source in ((ROOT / "examples" / "etl.yaml").read_text(), SLOW, BIG):
+        client.post("/api/v1/flows", content=source, headers=yaml).raise_for_status()
+
+    def start(ns: str, flow: str, labels: list[str] | None = None) -> str:
+        r = client.post(f"/api/v1/executions/{ns}/{flow}", params={"labels": labels or []})
+        r.raise_for_status()
+        return str(r.json()["id"])
+
+    ids = {"etl": start("demo", "etl", ["team:data", "env:prod"]),
+           "big": start("company.team", "big_foreach"),
+           "failed": start("company.team", "flaky_report", ["team:ops"])}
+    for execution_id in ids.values():
+        _wait_state(client, execution_id, ENDED)
+    ids["running"] = start("company.team", "slow_sync", ["env:dev"])
+    _wait_state(client, ids["running"], ("RUNNING",), timeout=30)
+    time.sleep(3)  # into its Sleep
+    return {"run": ids}
+
+
+def _execution(page: Any, base: str, execution_id: str, tab: str, ready: str) -> None:
+    page.goto(f"{base}/executions/{execution_id}" + (f"?tab={tab}" if tab else ""))
+    page.wait_for_selector(ready)
+    time.sleep(0.8)
+
+
+def shot_executions(page: Any, base: str, seeded: dict[str, Any], out: Path) -> None:
+    page.goto(f"{base}/executions")
+    page.wait_for_selector("[data-testid=execution-row]")
+    page.wait_for_selector("[data-testid=executions-table][data-stale=false]")
+    page.screenshot(path=str(out / "executions.png"))
+
+
+def shot_gantt(page: Any, base: str, seeded: dict[str, Any], out: Path) -> None:
+    _execution(page, base, seeded["run"]["etl"], "", "[data-testid=gantt-row]")
+    page.screenshot(path=str(out / "execution-gantt.png"))
+
+
+def shot_gantt_live(page: Any, base: str, seeded: dict[str, Any], out: Path) -> None:
+    _execution(page, base, seeded["run"]["running"], "", "[data-testid=gantt-row][data-task-id=wait]")
+    page.screenshot(path=str(out / "execution-live.png"))
+
+
+def shot_gantt_2000(page: Any, base: str, seeded: dict[str, Any], out: Path) -> None:
+    _execution(page, base, seeded["run"]["big"], "", "[data-testid=gantt-row]")
+    page.screenshot(path=str(out / "execution-gantt-2000.png"))
+
+
+def shot_logs(page: Any, base: str, seeded: dict[str, Any], out: Path) -> None:
+    _execution(page, base, seeded["run"]["big"], "logs", "[data-testid=log-line]")
+    page.screenshot(path=str(out / "execution-logs.png"))
+
+
+def shot_execution_topology(page: Any, base: str, seeded: dict[str, Any], out: Path) -> None:
+    _execution(page, base, seeded["run"]["failed"], "topology", "[data-testid=topology] g.node")
+    page.screenshot(path=str(out / "execution-topology.png"))
+
+
+def shot_outputs(page: Any, base: str, seeded: dict[str, Any], out: Path) -> None:
+    _execution(page, base, seeded["run"]["etl"], "outputs", "[data-testid=preview-button]")
+    page.get_by_test_id("preview-button").first.click()
+    page.get_by_test_id("preview-table").wait_for()
+    page.screenshot(path=str(out / "execution-outputs.png"))
+
+
+SHOTS += [shot_executions, shot_gantt, shot_gantt_live, shot_gantt_2000, shot_logs,
+          shot_execution_topology, shot_outputs]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
@@ -225,6 +348,7 @@ def main(argv: list[str] | None = None) -> int:
             wait_healthy(proc, base)
             with httpx.Client(base_url=base, auth=("admin", password), timeout=60) as client:
                 seeded = seed(client)
+                seeded.update(seed_executions(client))
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                 context = browser.new_context(viewport=VIEWPORT)

@@ -92,6 +92,13 @@ def test_login_cookie_me_and_logout(live_server: LiveServer) -> None:
         # The old cookie is dead server-side too, even if a client kept it.
         r = httpx.get(f"{live_server.url}/api/v1/auth/me", cookies={"kray_session": session})
         assert r.status_code == 401
+        # ...and, a browser's request, it gets no WWW-Authenticate: the UI shows its own login
+        # page rather than the browser's basic-auth box. API clients still get the challenge.
+        assert "www-authenticate" not in r.headers
+        r = httpx.get(f"{live_server.url}/api/v1/flows/search", headers=UI)
+        assert r.status_code == 401 and "www-authenticate" not in r.headers
+        r = httpx.get(f"{live_server.url}/api/v1/flows/search")
+        assert r.headers["www-authenticate"].startswith("Basic")
 
 
 @pytest.mark.ray

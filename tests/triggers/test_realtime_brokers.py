@@ -110,7 +110,12 @@ def kill_mid_stream(ray: Any, executor: Any, flow_id: str, total: int) -> None:
 
 def exactly_once(ray: Any, executor: Any, fid: str, total: int) -> None:
     """Every one of ``total`` numbered messages started exactly one execution."""
-    triggers_of(ray, executor, fid, total, timeout=90)
+    try:
+        triggers_of(ray, executor, fid, total, timeout=90)
+    except AssertionError:
+        ctx = trigger_context(ray, executor, fid)
+        raise AssertionError(f"{len(executions(ray, executor, fid))}/{total} executions; "
+                             f"trigger {ctx}") from None
     time.sleep(1.5)  # anything doubled would show up by now
     found = sorted(t["body"]["i"] for t in (d["trigger"] for d in
                                              executions(ray, executor, fid)))
