@@ -204,6 +204,7 @@ class Result:
     created_s: float | None = None
     ended_s: float | None = None
     rate: float | None = None  # executions created per second
+    profile: dict | None = None  # --profile: where the executor spent the burst
     error: str | None = None
 
 
@@ -243,7 +244,39 @@ def _wait(check: Callable[[], Any], timeout: float) -> Any:
     raise TimeoutError
 
 
-def run_case(ray: Any, executor: Any, case: Case, events: int, latency_n: int) -> Result:
+class Profiler:
+    """py-spy on the executor actor during one burst (``--profile``)."""
+
+    def __init__(self, pid: int, path: str):
+        import shutil
+        import subprocess
+        self.path = path
+        py_spy = shutil.which("py-spy")
+        self.proc = None if py_spy is None else subprocess.Popen(
+            [py_spy, "record", "-p", str(pid), "-o", path, "--format", "raw", "-r", "200",
+             "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(1.0)
+
+    def stop(self) -> dict:
+        import signal
+        import subprocess
+        if self.proc is None:
+            return {"error": "py-spy is not installed"}
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        from benchmarks.profile import summarize
+        try:
+            with open(self.path) as f:
+                return summarize(f.read(), top=15)
+        except OSError as e:
+            return {"error": str(e)}
+
+
+def run_case(ray: Any, executor: Any, case: Case, events: int, latency_n: int,
+             profile_pid: int | None = None) -> Result:
     result = Result(case.name)
     key = f"kray-bench-{case.name}-{uuid.uuid4().hex[:8]}"
     flow_id = case.name.replace("-", "_")
@@ -295,10 +328,14 @@ def run_case(ray: Any, executor: Any, case: Case, events: int, latency_n: int) -
         stage = "burst"
         # Throughput: a burst.
         payloads = _payloads(sent, events)
+        profiler = Profiler(profile_pid, f"/tmp/kray-triggers-{case.name}.folded") \
+            if profile_pid else None
         t0 = time.monotonic()
         asyncio.run(case.publish(key, payloads))
         _wait(lambda: total() >= sent + events, 600)
         result.created_s = round(time.monotonic() - t0, 2)
+        if profiler is not None:
+            result.profile = profiler.stop()
         result.events = events
         result.rate = round(events / result.created_s, 1)
         stage = "burst end"
@@ -343,6 +380,8 @@ def main() -> None:
     parser.add_argument("--latency", type=int, default=50, help="messages for the latency")
     parser.add_argument("--types", default=",".join(c.name for c in CASES))
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--profile", action="store_true",
+                        help="py-spy the executor during each burst; print its top frames")
     args = parser.parse_args()
     wanted = [t.strip() for t in args.types.split(",") if t.strip()]
 
@@ -356,7 +395,7 @@ def main() -> None:
     data = tempfile.mkdtemp(prefix="kray-bench-triggers-")
     executor = ray.remote(ExecutorService).options(num_cpus=0, max_concurrency=10_000).remote(
         {"data_dir": data})
-    ray.get(executor.ping.remote())
+    pid = ray.get(executor.ping.remote())["pid"]
     print(f"kray realtime triggers: {os.cpu_count()} CPUs, load average "
           f"{os.getloadavg()[0]:.1f}, data in {data}", file=sys.stderr)
     results = []
@@ -370,7 +409,8 @@ def main() -> None:
                 results.append(Result(case.name, skipped=f"no broker on :{case.port}"))
             else:
                 print(f"{case.name}...", file=sys.stderr)
-                results.append(run_case(ray, executor, case, args.events, args.latency))
+                results.append(run_case(ray, executor, case, args.events, args.latency,
+                                        pid if args.profile else None))
     finally:
         ray.kill(executor)
         if started:
@@ -379,6 +419,12 @@ def main() -> None:
         print(json.dumps([asdict(r) for r in results], indent=2))
     else:
         print(table(results))
+        for r in results:
+            if r.profile and "total" in r.profile:
+                print(f"\n{r.name}: executor busy during the burst ({r.profile['samples']} "
+                      "samples), kray functions by share of samples on the stack:")
+                for name, share in r.profile["total"][:15]:
+                    print(f"  {share:5.1f}%  {name}")
         print(f"\ntargets: p50 < {TARGET_P50_MS:.0f} ms, >= {TARGET_RATE:.0f} events/s; "
               f"load average after: {os.getloadavg()[0]:.1f}")
 

@@ -280,8 +280,11 @@ class EventTriggers:
             if not all_true(trigger.conditions, ConditionContext(_utc(), scope, evaluate)):
                 return None
             inputs = render_inputs(evaluate, trigger.inputs, scope)
+            # The entry's revision is the latest (entries follow deploys): its plan is
+            # cached, where "the latest" would cost a repository query per event.
             return runner.ex._new_execution(entry.namespace, entry.flow_id, inputs,
                                             labels=dict(trigger.labels), trigger=variables,
+                                            revision=entry.revision,
                                             metadata={"trigger": meta})
         except KrayError as e:
             state.last_error = f"{tkey}: {e}"
