@@ -71,6 +71,9 @@ class Execution(_Open):
     originalId: str | None = None
     error: str | None = None
     taskRuns: list[TaskRun] = Field(default_factory=list)
+    taskRunCount: int | None = Field(None, description="With taskRuns=false: how many")
+    taskRunStates: dict[str, int] | None = Field(None, description="With taskRuns=false: "
+                                                 "how many task runs in each state")
 
 
 class PagedExecutions(BaseModel):

@@ -45,12 +45,16 @@ async def search_executions(
         size: Annotated[int, Query(ge=1, le=1000)] = 25,
         sort: Annotated[str, Query(max_length=40, description="field:asc|desc; field one of "
                                    "startDate, endDate, state, namespace, flowId, id")
-                        ] = "startDate:desc") -> Response:
+                        ] = "startDate:desc",
+        taskRuns: Annotated[bool, Query(description="false: each execution without its task "
+                                        "runs, with taskRunCount and taskRunStates instead")
+                            ] = True) -> Response:
     found = await client.call(
         "search_executions", namespace=namespace, flow_id=flowId,
         states=[s.value for s in state] if state else None, labels=parse_labels(labels),
         start_after=parse_datetime(startDate, "startDate"),
-        start_before=parse_datetime(endDate, "endDate"), page=page, size=size, sort=sort)
+        start_before=parse_datetime(endDate, "endDate"), page=page, size=size, sort=sort,
+        task_runs=taskRuns)
     return JSON({"results": [public(d) for d in found["results"]], "total": found["total"]})
 
 

@@ -161,6 +161,15 @@ def test_labels_and_search(http: httpx.Client, ns: str) -> None:
     assert bad.status_code == 422 and bad.json()["issues"][0]["path"] == "sort"
     assert http.get(search, params={"state": "NOPE"}).status_code == 422
     assert http.get("/api/v1/executions/doesnotexist").status_code == 404
+    # taskRuns=false: a list page's view, the task runs counted by state, not sent.
+    full = http.get(search, params={"namespace": ns, "sort": "startDate:asc"}).json()
+    light = http.get(search, params={"namespace": ns, "sort": "startDate:asc",
+                                     "taskRuns": False}).json()
+    assert [e["id"] for e in light["results"]] == ids and light["total"] == 3
+    for heavy, summary in zip(full["results"], light["results"], strict=True):
+        assert heavy["taskRuns"] and summary["taskRuns"] == []
+        assert summary["taskRunCount"] == len(heavy["taskRuns"])
+        assert summary["taskRunStates"] == {"SUCCESS": len(heavy["taskRuns"])}
 
 
 def sleeper(ns: str) -> str:

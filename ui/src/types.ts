@@ -64,6 +64,9 @@ export interface Execution {
   originalId?: string | null;
   error?: string | null;
   taskRuns: TaskRun[];
+  /** Only in search results asked with taskRuns=false (taskRuns is then empty). */
+  taskRunCount?: number;
+  taskRunStates?: Record<string, number>;
   [key: string]: unknown;
 }
 

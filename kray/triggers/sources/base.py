@@ -14,7 +14,20 @@ Delivery contract:
   ``redelivers = False`` and its docs say so too.
 - ``position()`` is what the actor persists (in the trigger's state) after an ack, and what
   the next ``Source`` is built with after a restart: JSON data, or None when the broker keeps
-  the position itself (consumer groups, durable consumers).
+  the position itself (consumer groups, durable consumers). The executor persists it in
+  batches (every ~0.5 s and when the trigger stops), so after a crash a source may be rebuilt
+  with a slightly older position: what it then fetches again is deduplicated by id.
+
+How the actor calls a source (``kray.triggers.actor``):
+- realtime (an ``EventTrigger``): ``fetch(room, 2.0)`` in a loop, ``room`` being at most
+  ``maxInFlight`` minus the trigger's executions not yet terminal (never more than 500);
+- polling (a ``PollingTrigger``): ``fetch(room, 0.0)`` once per ``interval`` (the first
+  right after ``open``), and again at once when a poll filled ``room`` (more is waiting);
+- any exception from ``open``/``fetch``/``ack`` closes the source and, after an
+  exponential backoff (0.5 s doubling to 30 s, jittered), a new one is built with the last
+  position and opened. ``SourceError`` is the expected one (shown as the trigger's error).
+- ``context``: ``namespace``, ``flow_id``, ``trigger_id`` and ``name``
+  (``<namespace>/<flow_id>/<trigger_id>``), stable across restarts.
 """
 
 from __future__ import annotations

@@ -76,7 +76,7 @@ export default function Executions() {
     }
     return `/executions/search${qs({
       namespace, flowId, state: states, labels: parseLabelFilter(labels), startDate, endDate,
-      page, size, sort,
+      page, size, sort, taskRuns: false,
     })}`;
     // states is a fresh array each render: key on its content
     // eslint-disable-next-line react-hooks/exhaustive-deps
@@ -189,7 +189,7 @@ export default function Executions() {
                   <td><Link href={`/flows/${encodeURIComponent(ex.namespace)}/${encodeURIComponent(ex.flowId)}`}>{ex.flowId}</Link></td>
                   <td><StateBadge state={ex.state} /></td>
                   <td>{Object.entries(ex.labels ?? {}).map(([k, v]) => <span key={k} className="tag">{k}:{String(v)}</span>)}</td>
-                  <td className="num">{ex.taskRuns?.length ?? 0}</td>
+                  <td className="num">{ex.taskRunCount ?? ex.taskRuns?.length ?? 0}</td>
                 </tr>
               );
             })}

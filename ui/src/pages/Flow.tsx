@@ -357,7 +357,7 @@ function RevisionsTab({
 function FlowExecutions({ namespace, flowId }: { namespace: string; flowId: string }) {
   const [page, setPage] = useState(1);
   const size = 25;
-  const found = useApi<Paged<Execution>>(`/executions/search${qs({ namespace, flowId, page, size })}`);
+  const found = useApi<Paged<Execution>>(`/executions/search${qs({ namespace, flowId, page, size, taskRuns: false })}`);
   const pages = Math.max(1, Math.ceil((found.data?.total ?? 0) / size));
   return (
     <div>

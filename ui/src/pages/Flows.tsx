@@ -17,7 +17,7 @@ const flowKey = (namespace: string, id: string) => `${namespace}\u0000${id}`;
 /** The latest execution of each flow: one search of recent ones, then one call per flow left. */
 async function lastExecutions(flows: Flow[]): Promise<LastRuns> {
   const found: LastRuns = {};
-  const recent = await api<Paged<Execution>>(`/executions/search${qs({ size: 500, sort: "startDate:desc" })}`);
+  const recent = await api<Paged<Execution>>(`/executions/search${qs({ size: 500, sort: "startDate:desc", taskRuns: false })}`);
   for (const execution of recent.results) {
     const key = flowKey(execution.namespace, execution.flowId);
     if (!(key in found)) found[key] = execution;
@@ -27,7 +27,7 @@ async function lastExecutions(flows: Flow[]): Promise<LastRuns> {
     await Promise.all(
       missing.map(async (flow) => {
         const page = await api<Paged<Execution>>(
-          `/executions/search${qs({ namespace: flow.namespace, flowId: flow.id, size: 1 })}`,
+          `/executions/search${qs({ namespace: flow.namespace, flowId: flow.id, size: 1, taskRuns: false })}`,
         );
         found[flowKey(flow.namespace, flow.id)] = page.results[0] ?? null;
       }),
