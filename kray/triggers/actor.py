@@ -27,6 +27,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import threading
+import time
 from typing import Any
 
 from kray.triggers.sources import SOURCE_TYPES, Message, Source, SourceError
@@ -71,11 +73,10 @@ class TriggerActor:
         self.source: Source | None = None
         self.task: asyncio.Task | None = None
         self.stopping = False
-        try:  # start on our own, also when Ray restarts us after a crash or a kill
-            import ray
-            ray.get_runtime_context().current_actor.start.remote()
-        except Exception:  # not in Ray (unit tests): the caller calls start()
-            pass
+        # Start on our own, also when Ray restarts us after a crash or a kill (Ray reruns
+        # only the constructor). A call to ourselves made while Ray still counts us as
+        # restarting can be refused: a thread repeats it until one is taken.
+        threading.Thread(target=_start_self, daemon=True, name="kray-trigger-start").start()
 
     # ------------------------------------------------------------------ control
     async def start(self) -> bool:
@@ -193,6 +194,21 @@ class TriggerActor:
             except Exception:
                 log.warning("closing the source of %s failed", "/".join(self.key),
                             exc_info=True)
+
+
+def _start_self() -> None:
+    try:
+        import ray
+        me = ray.get_runtime_context().current_actor
+    except Exception:  # not in a Ray actor: whoever built us calls start()
+        return
+    for _ in range(120):
+        try:
+            ray.get(me.start.remote(), timeout=30)
+            return
+        except Exception as e:
+            log.info("trigger actor start refused, again: %s", e)
+            time.sleep(0.5)
 
 
 def _event(message: Message) -> dict[str, Any]:

@@ -184,10 +184,6 @@ class EventTriggers:
         ray.kill(running.handle, no_restart=True)
         await self.save_positions()
 
-    def stop_all(self) -> None:
-        for key in list(self.actors):
-            self.runner.spawn(self._stop(key))
-
     # ------------------------------------------------------------------ the actor's calls
     def check(self, key: TriggerKey, generation: str) -> Entry | None:
         """The entry, if the actor of ``generation`` is still the one wanted."""

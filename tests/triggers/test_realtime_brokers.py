@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -18,6 +19,7 @@ import pytest
 
 from kray.triggers.sources.brokerutil import trigger_name
 from tests.conftest import skip_or_fail
+from tests.triggers.tcpproxy import TcpProxy
 
 pytestmark = pytest.mark.ray
 
@@ -165,6 +167,23 @@ def test_mqtt_one_execution_per_message(ray_session, executor, mqtt_flow) -> Non
         assert len(executions(ray, executor, fid)) == 3
 
 
+def test_mqtt_broker_down_and_up(ray_session, executor, mqtt_flow) -> None:
+    ray, (fid, topic) = ray_session, mqtt_flow
+    with TcpProxy(MQTT_PORT) as proxy:
+        trigger = mqtt_trigger(topic).replace(f":{MQTT_PORT}", f":{proxy.port}")
+        with deployed(ray, executor, fid, trigger):
+            arun(mqtt_publish(topic, [b'{"i": 0}']))
+            triggers_of(ray, executor, fid, 1)
+            proxy.cut()
+            ctx = wait_for(lambda: (c := trigger_context(ray, executor, fid))["status"] ==
+                           "BACKOFF" and c, what="BACKOFF")
+            assert "MQTT" in ctx["lastError"]
+            arun(mqtt_publish(topic, [b'{"i": 1}', b'{"i": 2}']))  # kept in its session
+            proxy.restore()
+            running(ray, executor, fid, timeout=45)
+            exactly_once(ray, executor, fid, 3)
+
+
 @pytest.mark.slow
 def test_mqtt_killed_actor_loses_and_doubles_nothing(ray_session, executor, mqtt_flow) -> None:
     ray, (fid, topic) = ray_session, mqtt_flow
@@ -173,6 +192,43 @@ def test_mqtt_killed_actor_loses_and_doubles_nothing(ray_session, executor, mqtt
         arun(mqtt_publish(topic, [b'{"i": %d}' % i for i in range(total)]))
         kill_mid_stream(ray, executor, fid, total)
         exactly_once(ray, executor, fid, total)
+
+
+@pytest.mark.slow
+def test_mqtt_session_and_position_survive_an_executor_restart(ray_session, mqtt_flow,
+                                                               tmp_path: Path) -> None:
+    """The executor (and its trigger actors) go away: what is published meanwhile waits in the
+    trigger's MQTT session, and the new executor's trigger resumes from the persisted epoch."""
+    from kray.executor import ExecutorService
+    ray, (fid, topic) = ray_session, mqtt_flow
+
+    def own_executor() -> Any:
+        actor = ray.remote(ExecutorService).options(num_cpus=0, max_concurrency=1000).remote(
+            {"data_dir": str(tmp_path)})
+        ray.get(actor.ping.remote())
+        return actor
+
+    first = own_executor()
+    ray.get(first.deploy.remote(flow(fid, mqtt_trigger(topic))))
+    running(ray, first, fid)
+    arun(mqtt_publish(topic, [b'{"i": %d}' % i for i in range(5)]))
+    triggers_of(ray, first, fid, 5)
+    time.sleep(0.7)  # the position is written in batches
+    epoch = trigger_context(ray, first, fid)["position"]["epoch"]
+    assert epoch >= 1
+    pid = ray.get(first.ping.remote())["pid"]
+    ray.kill(first)  # its trigger actors die with it
+    wait_for(lambda: not psutil.pid_exists(pid), what="the executor to exit")
+    arun(mqtt_publish(topic, [b'{"i": %d}' % i for i in range(5, 10)]))  # nobody listening
+    second = own_executor()
+    try:
+        exactly_once(ray, second, fid, 10)
+        assert trigger_context(ray, second, fid)["position"]["epoch"] > epoch
+    finally:
+        try:
+            ray.get(second.delete_flow.remote(NS, fid))
+        finally:
+            ray.kill(second)
 
 
 # ---------------------------------------------------------------------------------- NATS
@@ -308,15 +364,15 @@ def amqp_trigger(queue: str) -> str:
     port: {AMQP_PORT}
     username: guest
     password: guest
-    queue: {queue}
+    queue: "{queue}"
     declareQueue: true
 """
 
 
 def test_amqp_one_execution_per_message(ray_session, executor, amqp_queue) -> None:
     ray = ray_session
-    fid = f"amqp_{amqp_queue[-8:]}"
-    with deployed(ray, executor, fid, amqp_trigger(amqp_queue)):
+    fid = amqp_queue  # the queue is named after the flow: properties are rendered
+    with deployed(ray, executor, fid, amqp_trigger("{{ flow.id }}")):
         arun(amqp_publish(amqp_queue, [b'{"a": 1}', b"two"], ["m1", "m2"]))
         found = triggers_of(ray, executor, fid, 2)
         by_id = {t["messageId"]: t for t in found}

@@ -161,7 +161,12 @@ def test_killed_actor_loses_and_doubles_nothing(ray_session, executor, redis_cli
         pid = ray.get(handle.ping.remote())["pid"]
         ray.kill(handle, no_restart=False)  # Ray brings it back; it resumes on its own
         wait_for(lambda: not psutil.pid_exists(pid), what="the killed actor to exit")
-        found = bodies(ray, executor, fid, total, timeout=60)
+        try:
+            bodies(ray, executor, fid, total, timeout=90)
+        except AssertionError:
+            raise AssertionError(f"{len(executions(ray, executor, fid))} executions; trigger "
+                                 f"{context(ray, executor, fid)}; {redis_client.llen(rkey)} "
+                                 "items left") from None
         time.sleep(1.0)  # anything doubled would show up by now
         found = [d["trigger"]["body"]["i"] for d in executions(ray, executor, fid)]
         assert sorted(found) == list(range(total))

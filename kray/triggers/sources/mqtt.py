@@ -96,6 +96,7 @@ class MqttSource(Source):
                  context: dict[str, Any] | None = None):
         super().__init__(trigger, position, context)
         self.model: MqttRealtimeTrigger = trigger
+        self.redelivers = trigger.qos > 0  # type: ignore[misc] # QoS 0: at most once
         self.client_id = trigger.client_id or trigger_name(self.context)
         position = position or {}
         self.epoch = int(position.get("epoch", 0))
@@ -141,6 +142,11 @@ class MqttSource(Source):
         try:
             await client.__aenter__()
             await client.subscribe([(t, self._sub_qos) for t in m.topic])
+            # The session outlives the trigger's definition: drop the topics it no longer has.
+            stale = [t for t in (self.initial_position or {}).get("topics", [])
+                     if t not in m.topic]
+            if stale:
+                await client.unsubscribe(stale)
         except (aiomqtt.MqttError, OSError, asyncio.TimeoutError) as e:
             await _quiet_exit(client)
             raise SourceError(f"MQTT {host}:{port}: {e}") from None
@@ -188,7 +194,7 @@ class MqttSource(Source):
             self.epoch += 1
 
     def position(self) -> dict[str, Any] | None:
-        return {"epoch": self.epoch, "recent": self.recent}
+        return {"epoch": self.epoch, "recent": self.recent, "topics": list(self.model.topic)}
 
     async def close(self) -> None:
         client, self._client = self._client, None

@@ -19,6 +19,7 @@ The connection does not reconnect by itself: a drop fails ``fetch``/``ack`` with
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Literal
@@ -29,6 +30,8 @@ from kray.triggers.models import EventTrigger
 from kray.triggers.sources import register_source
 from kray.triggers.sources.base import Message, Source, SourceError
 from kray.triggers.sources.brokerutil import Serde, decode_body, json_safe, trigger_name
+
+log = logging.getLogger("kray.triggers.nats")
 
 DeliverPolicy = Literal["All", "Last", "New", "ByStartSequence", "ByStartTime",
                         "LastPerSubject"]
@@ -157,15 +160,27 @@ class NatsCoreSource(NatsSource):
 
     redelivers: ClassVar[bool] = False
 
+    #: Core NATS pushes, whatever the trigger's backpressure: at most this many messages
+    #: wait in the actor's memory, the next ones are dropped (counted in ``dropped``).
+    BUFFER = 10_000
+
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._queue: asyncio.Queue[Any] = asyncio.Queue(self.BUFFER)
+        self.dropped = 0
 
     async def open(self) -> None:
         await self._connect()
 
         async def on_message(msg: Any) -> None:
-            self._queue.put_nowait(msg)
+            try:
+                self._queue.put_nowait(msg)
+            except asyncio.QueueFull:
+                self.dropped += 1
+                if self.dropped in (1, 10, 100) or self.dropped % 1000 == 0:
+                    log.warning("core NATS trigger on %r: %d message(s) dropped, the trigger "
+                                "is behind (core NATS keeps nothing)", self.model.subject,
+                                self.dropped)
 
         try:
             await self._nc.subscribe(self.model.subject, queue=self.model.queue_group or "",
@@ -226,12 +241,27 @@ class JetStreamSource(NatsSource):
             max_ack_pending=max(m.max_in_flight, 1))
         try:
             js = self._nc.jetstream()
+            stream = m.stream or await js.find_stream_name_by_subject(m.subject)
+            await self._follow_subject(js, stream)
             self._sub = await js.pull_subscribe(m.subject, durable=self.durable,
-                                                stream=m.stream, config=config)
+                                                stream=stream, config=config)
         except Exception as e:  # noqa: BLE001 - stream not found, JetStream off, drops
             await self.close()
             raise SourceError(f"NATS JetStream consumer {self.durable!r} on "
                               f"{m.subject!r}: {type(e).__name__}: {e}") from None
+
+    async def _follow_subject(self, js: Any, stream: str) -> None:
+        """An existing durable keeps its configuration, filter included: when the flow's
+        ``subject`` changed, point the consumer at the new one (its acks are kept)."""
+        import nats.js.errors
+
+        try:
+            info = await js.consumer_info(stream, self.durable)
+        except nats.js.errors.NotFoundError:
+            return  # created by pull_subscribe
+        if info.config.filter_subject != self.model.subject:
+            info.config.filter_subject = self.model.subject
+            await js.add_consumer(stream, info.config)
 
     async def fetch(self, max_messages: int, timeout: float) -> list[Message]:
         import nats.errors
