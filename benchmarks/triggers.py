@@ -3,7 +3,7 @@
     python -m benchmarks.triggers [--events 1000] [--latency 50] [--types redis-list,mqtt]
                                   [--json]
 
-For every realtime trigger type whose source is registered (``SOURCE_TYPES``) and whose broker
+For every realtime trigger type whose source is registered (``source_types()``) and whose broker
 answers on 127.0.0.1, with a 1-task flow (``Return``) on an embedded Ray and an executor of
 its own (a fresh data folder, state persisted in DuckDB as usual):
 
@@ -51,7 +51,7 @@ Publish = Callable[[str, list[bytes]], Awaitable[None]]
 @dataclass
 class Case:
     name: str
-    type: str  # the trigger type (must be in SOURCE_TYPES)
+    type: str  # the trigger type (must be in source_types())
     port: int  # the broker's, on 127.0.0.1
     properties: Callable[[str], str]  # YAML lines of the trigger's own properties, for a key
     publish: Publish
@@ -389,7 +389,7 @@ def main() -> None:
 
     from kray.executor import ExecutorService
     from kray.runner import ensure_ray
-    from kray.triggers.sources import SOURCE_TYPES
+    from kray.triggers.sources import source_types
 
     started = ensure_ray()
     data = tempfile.mkdtemp(prefix="kray-bench-triggers-")
@@ -403,7 +403,7 @@ def main() -> None:
         for case in CASES:
             if case.name not in wanted:
                 continue
-            if case.type not in SOURCE_TYPES:
+            if case.type not in source_types():
                 results.append(Result(case.name, skipped="source not registered"))
             elif not _reachable(case.port):
                 results.append(Result(case.name, skipped=f"no broker on :{case.port}"))

@@ -31,7 +31,7 @@ import threading
 import time
 from typing import Any
 
-from kray.triggers.sources import SOURCE_TYPES, Message, Source, SourceError
+from kray.triggers.sources import Message, Source, SourceError, source_types
 
 log = logging.getLogger("kray.triggers.actor")
 
@@ -120,7 +120,7 @@ class TriggerActor:
                 if config is None:
                     config = await self._call("trigger_config")
                     position = config.get("position")
-                kind = SOURCE_TYPES[config["type"]]
+                kind = source_types()[config["type"]]
                 model = kind.model.model_validate(config["trigger"])
                 self.source = kind.source_class()(model, position, config.get("context"))
                 await self.source.open()
@@ -175,7 +175,8 @@ class TriggerActor:
             if after != moved:
                 await self._call("trigger_status", None, None, after, True)
             position = after
-            if polling is not None and len(messages) >= limit:
+            if polling is not None and (len(messages) >= limit
+                                        or getattr(source, "more_pending", False)):
                 next_poll = loop.time()  # more is waiting: poll again at once
         return position
 

@@ -129,6 +129,10 @@ class EventTrigger(TriggerBase):
 
     max_in_flight: int = Field(default=100, ge=1, le=100_000)
 
+    #: Fields (Python names) the runtime does not render before the actor gets them: templates
+    #: the source renders itself, per event, with the event as data.
+    unrendered: ClassVar[frozenset[str]] = frozenset()
+
     @model_validator(mode="after")
     def _no_execution(self) -> EventTrigger:
         self._no_execution_conditions()
@@ -157,18 +161,18 @@ TRIGGER_MODELS: dict[str, type[TriggerBase]] = {
 
 
 def builtin_trigger_models() -> dict[str, type[BaseModel]]:
-    """Every built-in trigger type: the executor's own and the realtime/polling ones."""
-    from kray.triggers.sources import SOURCE_TYPES
-    return {**TRIGGER_MODELS, **{name: t.model for name, t in SOURCE_TYPES.items()}}
+    """The executor's own trigger types (plugins register the realtime and polling ones)."""
+    return dict(TRIGGER_MODELS)
 
 
 def parse_trigger(trigger: Any) -> TriggerBase | None:
     """The typed model of a flow's trigger (``kray.flow.model.Trigger``), or None for a type
     the scheduler does not run (a plugin's). Raises pydantic's ``ValidationError``."""
-    from kray.triggers.sources import SOURCE_TYPES
+    from kray.triggers.sources import source_types
     model: type[TriggerBase] | None = TRIGGER_MODELS.get(trigger.type)
-    if model is None and trigger.type in SOURCE_TYPES:
-        model = SOURCE_TYPES[trigger.type].model
+    if model is None:
+        kind = source_types().get(trigger.type)
+        model = kind.model if kind is not None else None
     if model is None:
         return None
     data = {"id": trigger.id, "type": trigger.type, "disabled": trigger.disabled,

@@ -28,6 +28,7 @@ import asyncio
 import logging
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +48,19 @@ SAVE_INTERVAL = 0.5  # seconds between two writes of changed positions
 STOP_GRACE = 5.0  # seconds an actor gets to close its source before it is killed
 NAME_WAIT = 10.0  # seconds to wait for the name of a stopped actor to be free again
 
+
+
+def source_properties(trigger: EventTrigger, render: Callable[[Any], Any]) -> dict[str, Any]:
+    """What the actor builds its source's model from: the trigger's own properties as JSON,
+    rendered (secrets...) by ``render``, but for its ``unrendered`` templates (an HTTP
+    trigger's responseCondition), which the source renders per event with the event as
+    data and so travel as written."""
+    data = trigger.model_dump(mode="json", by_alias=True, exclude_none=True,
+                              include=set(type(trigger).model_fields) - BASE_FIELDS
+                              | {"id", "type", "max_in_flight", "interval"})
+    raw = {type(trigger).model_fields[name].alias or name for name in trigger.unrendered}
+    kept = {k: data.pop(k) for k in raw if k in data}
+    return {**render(data), **kept}
 
 class Status:
     STARTING = "STARTING"  # the actor is being created or is opening its source
@@ -197,20 +211,21 @@ class EventTriggers:
         if entry is None:
             return {"stop": True}
         trigger = entry.trigger
-        data = trigger.model_dump(mode="json", by_alias=True, exclude_none=True,
-                                  include=set(trigger.model_fields) - BASE_FIELDS
-                                  | {"id", "type", "max_in_flight", "interval"})
         scope = {"flow": {"id": entry.flow_id, "namespace": entry.namespace,
                           "revision": entry.revision}, "labels": dict(trigger.labels)}
         ex = self.runner.ex
-        data = ex.engine.render_value(data, scope, self._services(entry.namespace))
+        services = self._services(entry.namespace)
+        data = source_properties(trigger, lambda v: ex.engine.render_value(v, scope, services))
         state = self.runner.states.get(key)
         interval = trigger.interval.total_seconds() \
             if isinstance(trigger, PollingTrigger) else None
         return {"type": trigger.type, "trigger": data, "interval": interval,
                 "position": state.data.get("position") if state is not None else None,
                 "context": {"namespace": key[0], "flow_id": key[1], "trigger_id": key[2],
-                            "name": "/".join(key)}}
+                            "name": "/".join(key),
+                            # kray's internal storage, for sources that copy files into it
+                            "storage_url": ex.config.resolved_storage_url(),
+                            "storage_options": dict(ex.config.storage_options)}}
 
     def _services(self, namespace: str) -> Any:
         from kray.runcontext import Services

@@ -23,8 +23,8 @@ from kray.errors import FlowValidationError
 from kray.flow.parse import parse_flow
 from kray.registry import PluginRegistry
 from kray.triggers.models import parse_trigger
-from kray.triggers.sources import SOURCE_TYPES, Source, SourceError
-from kray.triggers.sources.files import FileSource
+from kray.triggers.sources import Source, SourceError, source_types
+from kray.plugins.triggers.files import FileSource
 from kray.triggers.sources.polling import PollingSource, iso_us, slot_of
 from tests.conftest import skip_or_fail
 from tests.s3server import ACCESS_KEY, SECRET_KEY, create_bucket, moto_available, moto_s3_server
@@ -62,16 +62,14 @@ def make_source(yaml_trigger: str, position: dict[str, Any] | None = None,
     dumped to JSON, its properties rendered (as the executor does when the actor asks for
     its configuration, ``kray.triggers.realtime``), validated again in the actor."""
     from kray.templating import TemplateEngine
-    from kray.triggers.models import PollingTrigger
+    from kray.triggers.realtime import source_properties
 
     flow = parse_flow(HEAD + yaml_trigger, registry=PluginRegistry.default())
     model = parse_trigger(flow.triggers[0])
-    base = set(PollingTrigger.model_fields) - {"id", "type", "max_in_flight", "interval"}
-    data = model.model_dump(mode="json", by_alias=True, exclude_none=True,
-                            include=set(model.model_fields) - base)
     scope = {"flow": {"id": flow.id, "namespace": flow.namespace}}
-    data = TemplateEngine().render_value(data, scope, _Secrets())
-    kind = SOURCE_TYPES[model.type]
+    engine = TemplateEngine()
+    data = source_properties(model, lambda v: engine.render_value(v, scope, _Secrets()))
+    kind = source_types()[model.type]
     return kind.source_class()(kind.model.model_validate(data), position,
                                {**CONTEXT, **(context or {})})
 
@@ -115,7 +113,7 @@ def test_polling_types_are_registered_under_kray_and_kestra_names() -> None:
                  "io.kestra.plugin.fs.http.Trigger", "kray.fs.Trigger", "kray.file.Trigger",
                  "io.kestra.plugin.fs.local.Trigger", "io.kestra.plugin.aws.s3.Trigger",
                  "kray.jdbc.postgresql.Trigger", "io.kestra.plugin.jdbc.postgresql.Trigger"):
-        assert name in SOURCE_TYPES, name
+        assert name in source_types(), name
 
 
 def test_valid_polling_triggers_parse() -> None:
@@ -636,5 +634,5 @@ def test_sql_unreachable_server_is_a_source_error() -> None:
 
 def test_every_polling_source_is_a_polling_source() -> None:
     for name in ("kray.http.Trigger", "kray.fs.Trigger", "kray.jdbc.postgresql.Trigger"):
-        assert issubclass(SOURCE_TYPES[name].source_class(), PollingSource)
+        assert issubclass(source_types()[name].source_class(), PollingSource)
     assert FileSource.redelivers

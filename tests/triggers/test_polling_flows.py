@@ -80,7 +80,11 @@ def test_a_dropped_file_starts_one_execution_and_is_moved(ray_session, executor,
     moveDirectory: {archive}
     interval: PT0.2S
 """
-    for _ in deployed(ray, executor, flow(fid, trigger), fid):
+    source = flow(fid, trigger).replace("triggers:", """  - id: content
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ read(trigger.uri) }}"
+triggers:""", 1)
+    for _ in deployed(ray, executor, source, fid):
         (inbox / "orders.csv").write_text("id,amount\n1,10\n")
         docs = wait_for(lambda: executions(ray, executor, fid), what="an execution")
         wait_for(lambda: (archive / "orders.csv").exists(), what="the file to be moved")
@@ -92,6 +96,12 @@ def test_a_dropped_file_starts_one_execution_and_is_moved(ray_session, executor,
         assert seen["name"] == "orders.csv" and seen["size"] == 15
         assert seen["movedTo"] == str(archive / "orders.csv")
         assert seen["files"][0]["path"] == str(inbox / "orders.csv")
+        # A copy in internal storage: the execution reads it although the file was moved.
+        assert seen["uri"].startswith("kray://")
+        done = wait_for(lambda: [d for d in executions(ray, executor, fid)
+                                 if d["state"] == "SUCCESS"], what="the execution to end")
+        content = next(r for r in done[0]["taskRuns"] if r["taskId"] == "content")
+        assert content["outputs"]["value"] == "id,amount\n1,10\n"
 
 
 def test_sql_trigger_starts_executions_with_its_rows(ray_session, executor,

@@ -17,7 +17,7 @@ from kray.flow.parse import parse_flow
 from kray.triggers.actor import BACKOFF_FIRST, BACKOFF_MAX, actor_name, jittered, next_backoff
 from kray.triggers.models import EventTrigger, parse_trigger
 from kray.triggers.realtime import fingerprint, message_key
-from kray.triggers.sources import SOURCE_TYPES
+from kray.triggers.sources import source_types
 from tests.conftest import skip_or_fail
 
 
@@ -56,7 +56,7 @@ def model(trigger: str) -> Any:
 def test_kestra_names_and_defaults() -> None:
     for name in ("io.kestra.plugin.redis.list.RealtimeTrigger", "kray.redis.list.RealtimeTrigger",
                  "kray.redis.stream.RealtimeTrigger", "kray.redis.pubsub.RealtimeTrigger"):
-        assert issubclass(SOURCE_TYPES[name].model, EventTrigger)
+        assert issubclass(source_types()[name].model, EventTrigger)
     m = model("""    type: io.kestra.plugin.redis.list.RealtimeTrigger
     url: redis://127.0.0.1:6379/0
     key: jobs
@@ -129,7 +129,7 @@ def cleanup(name: str) -> None:
 
 
 def test_list_source_hands_back_unacknowledged_items_with_their_ids(redis_url: str) -> None:
-    from kray.triggers.sources.redis import RedisListSource, RedisListTrigger
+    from kray.plugins.triggers.redis import RedisListSource, RedisListTrigger
     key = f"kray-unit-{uuid.uuid4().hex[:8]}"
     trigger = RedisListTrigger(id="w", type="kray.redis.list.RealtimeTrigger", url=redis_url,
                                key=key)
@@ -175,7 +175,7 @@ def test_list_source_hands_back_unacknowledged_items_with_their_ids(redis_url: s
 
 
 def test_stream_source_rereads_its_pending_entries(redis_url: str) -> None:
-    from kray.triggers.sources.redis import RedisStreamSource, RedisStreamTrigger
+    from kray.plugins.triggers.redis import RedisStreamSource, RedisStreamTrigger
     key = f"kray-unit-{uuid.uuid4().hex[:8]}"
     trigger = RedisStreamTrigger(id="w", type="kray.redis.stream.RealtimeTrigger",
                                  url=redis_url, key=key, start_id="0")
@@ -210,7 +210,7 @@ def test_stream_source_rereads_its_pending_entries(redis_url: str) -> None:
 
 def test_unreachable_redis_is_a_source_error() -> None:
     from kray.triggers.sources import SourceError
-    from kray.triggers.sources.redis import RedisListSource, RedisListTrigger
+    from kray.plugins.triggers.redis import RedisListSource, RedisListTrigger
     import socket
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))

@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from kray.triggers.sources import SOURCE_TYPES
-from kray.triggers.sources.amqp import AmqpRealtimeTrigger, AmqpSource
-from kray.triggers.sources.amqp import message_id as amqp_message_id
+from kray.triggers.sources import source_types
+from kray.plugins.triggers.amqp import AmqpRealtimeTrigger, AmqpSource
+from kray.plugins.triggers.amqp import message_id as amqp_message_id
 from kray.triggers.sources.base import Message, Source, SourceError
-from kray.triggers.sources.mqtt import MqttRealtimeTrigger, MqttSource
-from kray.triggers.sources.nats import (
+from kray.plugins.triggers.mqtt import MqttRealtimeTrigger, MqttSource
+from kray.plugins.triggers.nats import (
     JetStreamSource,
     KestraNatsRealtimeTrigger,
     NatsCoreSource,
@@ -85,8 +85,8 @@ def test_kray_and_kestra_type_names_are_registered():
                         ("io.kestra.plugin.nats.core.RealtimeTrigger", KestraNatsRealtimeTrigger),
                         ("kray.amqp.RealtimeTrigger", AmqpRealtimeTrigger),
                         ("io.kestra.plugin.amqp.RealtimeTrigger", AmqpRealtimeTrigger)]:
-        assert SOURCE_TYPES[name].model is model
-        assert issubclass(SOURCE_TYPES[name].source_class(), Source)
+        assert source_types()[name].model is model
+        assert issubclass(source_types()[name].source_class(), Source)
 
 
 def test_kestra_examples_validate():

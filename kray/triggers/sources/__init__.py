@@ -1,14 +1,17 @@
 """Realtime and polling trigger types: their models and the ``Source`` each runs.
 
-Each type registers here its pydantic model (validated at deploy, importable without the
+The SDK for trigger plugins: ``Source`` and ``Message`` (``base``), ``PollingSource``
+(``polling``) and helpers for broker payloads (``brokerutil``). A plugin registers each type
+with ``register_source``: its pydantic model (validated at deploy, importable without the
 broker's client library) and the dotted path of its ``Source`` class (imported only inside
-the trigger actor, where the client library must be installed: ``pip install 'kray[triggers]'``).
+the trigger actor, where the client library must be installed: ``pip install
+'kray[triggers]'`` for the built-in ones, in ``kray.plugins.triggers``). The plugin's
+``register(registry)`` also makes each name a trigger type of the registry.
 """
 
 from __future__ import annotations
 
 import importlib
-import logging
 from dataclasses import dataclass
 
 from kray.triggers.sources.base import Message, Source, SourceError
@@ -34,28 +37,14 @@ def register_source(model: type, source: str, *names: str) -> None:
         SOURCE_TYPES[name] = SourceType(model, source)
 
 
-def _load_builtin() -> None:
-    # Each module calls register_source at import; listed here so registration is explicit.
-    # One that fails to import is reported, not fatal: the other types still load.
-    for module in BUILTIN_MODULES:
-        try:
-            importlib.import_module(module)
-        except ImportError as e:
-            logging.getLogger("kray.triggers").error("trigger types of %s not loaded: %s",
-                                                     module, e)
+def source_types() -> dict[str, SourceType]:
+    """Every registered type: the plugins register theirs when the process-wide plugin
+    registry loads (``kray.plugins`` entry points: ``kray.plugins.triggers`` for the built-in
+    brokers and polls)."""
+    from kray.registry import PluginRegistry
+    PluginRegistry.default()
+    return SOURCE_TYPES
 
 
-#: Modules defining the built-in source types (models only at import; no client libraries).
-BUILTIN_MODULES: list[str] = [
-    "kray.triggers.sources.redis",
-    "kray.triggers.sources.http",
-    "kray.triggers.sources.files",
-    "kray.triggers.sources.sql",
-    "kray.triggers.sources.mqtt",
-    "kray.triggers.sources.nats",
-    "kray.triggers.sources.amqp",
-]
-
-_load_builtin()
-
-__all__ = ["Message", "SOURCE_TYPES", "Source", "SourceError", "SourceType", "register_source"]
+__all__ = ["Message", "SOURCE_TYPES", "Source", "SourceError", "SourceType", "register_source",
+           "source_types"]

@@ -83,7 +83,7 @@ class PostgresTrigger(PollingTrigger):
         return self.fetch_type
 
 
-register_source(PostgresTrigger, "kray.triggers.sources.sql:PostgresSource",
+register_source(PostgresTrigger, "kray.plugins.triggers.sql:PostgresSource",
                 "kray.jdbc.postgresql.Trigger", "io.kestra.plugin.jdbc.postgresql.Trigger")
 
 

@@ -348,12 +348,12 @@ def _text(value: Any) -> str:
     return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
 
 
-register_source(RedisListTrigger, "kray.triggers.sources.redis:RedisListSource",
+register_source(RedisListTrigger, "kray.plugins.triggers.redis:RedisListSource",
                 "kray.redis.list.RealtimeTrigger", "io.kestra.plugin.redis.list.RealtimeTrigger",
                 "io.kestra.plugin.redis.RealtimeTrigger")
-register_source(RedisStreamTrigger, "kray.triggers.sources.redis:RedisStreamSource",
+register_source(RedisStreamTrigger, "kray.plugins.triggers.redis:RedisStreamSource",
                 "kray.redis.stream.RealtimeTrigger")
-register_source(RedisPubSubTrigger, "kray.triggers.sources.redis:RedisPubSubSource",
+register_source(RedisPubSubTrigger, "kray.plugins.triggers.redis:RedisPubSubSource",
                 "kray.redis.pubsub.RealtimeTrigger")
 
 __all__ = ["RedisListSource", "RedisListTrigger", "RedisPubSubSource", "RedisPubSubTrigger",

@@ -255,7 +255,7 @@ async def _quiet_exit(client: Any) -> None:
         pass
 
 
-register_source(MqttRealtimeTrigger, "kray.triggers.sources.mqtt:MqttSource",
+register_source(MqttRealtimeTrigger, "kray.plugins.triggers.mqtt:MqttSource",
                 "kray.mqtt.RealtimeTrigger", "io.kestra.plugin.mqtt.RealtimeTrigger")
 
 __all__ = ["MqttRealtimeTrigger", "MqttSource"]

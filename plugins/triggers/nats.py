@@ -303,9 +303,9 @@ def _redact(url: str) -> str:
     return f"{scheme}{sep}{host}"
 
 
-register_source(NatsRealtimeTrigger, "kray.triggers.sources.nats:NatsSource",
+register_source(NatsRealtimeTrigger, "kray.plugins.triggers.nats:NatsSource",
                 "kray.nats.RealtimeTrigger")
-register_source(KestraNatsRealtimeTrigger, "kray.triggers.sources.nats:NatsSource",
+register_source(KestraNatsRealtimeTrigger, "kray.plugins.triggers.nats:NatsSource",
                 "io.kestra.plugin.nats.RealtimeTrigger",
                 "io.kestra.plugin.nats.core.RealtimeTrigger")
 

@@ -200,7 +200,7 @@ def _camel(name: str) -> str:
     return head + "".join(w.title() for w in rest)
 
 
-register_source(AmqpRealtimeTrigger, "kray.triggers.sources.amqp:AmqpSource",
+register_source(AmqpRealtimeTrigger, "kray.plugins.triggers.amqp:AmqpSource",
                 "kray.amqp.RealtimeTrigger", "io.kestra.plugin.amqp.RealtimeTrigger")
 
 __all__ = ["AmqpRealtimeTrigger", "AmqpSource", "message_id"]

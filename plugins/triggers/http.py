@@ -23,7 +23,7 @@ from datetime import timedelta
 from typing import Any, ClassVar, Literal
 
 import orjson
-from pydantic import Field, field_serializer, field_validator
+from pydantic import Field, field_validator
 
 from kray.task import Model
 from kray.triggers.models import PollingTrigger
@@ -31,7 +31,6 @@ from kray.triggers.sources import register_source
 from kray.triggers.sources.base import Message, SourceError
 from kray.triggers.sources.polling import PollingSource, Renderer, iso_us, poll_id
 
-_RAW, _ENDRAW = "{% raw %}", "{% endraw %}"
 DEFAULT_CONDITION = "{{ response.statusCode < 400 }}"
 MAX_BODY = 10 << 20  # what a response body may weigh by default (it lands in trigger.body)
 _METHOD = re.compile(r"^[A-Z][A-Z-]{0,19}$")
@@ -104,6 +103,7 @@ class HttpTrigger(PollingTrigger):
     """Poll ``uri`` every ``interval``; one execution when ``responseCondition`` holds."""
 
     kind: ClassVar[str] = "Http"
+    unrendered: ClassVar[frozenset[str]] = frozenset({"response_condition"})
 
     uri: str
     method: str = "GET"
@@ -130,20 +130,6 @@ class HttpTrigger(PollingTrigger):
             raise ValueError(f"invalid HTTP method '{v}'")
         return text if not _templated(v) else v
 
-    @field_validator("response_condition", mode="before")
-    @classmethod
-    def _unwrap(cls, v: Any) -> Any:
-        if isinstance(v, str) and v.startswith(_RAW) and v.endswith(_ENDRAW):
-            return v[len(_RAW):-len(_ENDRAW)]
-        return v
-
-    @field_serializer("response_condition", when_used="json")
-    def _wrapped(self, v: str) -> str:
-        """In JSON, the condition travels inside ``{% raw %}``: the runtime renders every
-        property of a trigger before its actor gets them (secrets...), but this template is
-        for the response, rendered by the source at each poll; raw, it comes out intact."""
-        return f"{_RAW}{v}{_ENDRAW}"
-
     @field_validator("response_condition")
     @classmethod
     def _condition(cls, v: str) -> str:
@@ -157,7 +143,7 @@ class HttpTrigger(PollingTrigger):
         return v
 
 
-register_source(HttpTrigger, "kray.triggers.sources.http:HttpSource",
+register_source(HttpTrigger, "kray.plugins.triggers.http:HttpSource",
                 "kray.http.Trigger", "io.kestra.plugin.core.http.Trigger",
                 "io.kestra.plugin.fs.http.Trigger")
 

@@ -197,7 +197,7 @@ def _check_move(location: str, target: str, recursive: bool) -> None:
                          "listed recursively (moved files would be found again)")
 
 
-register_source(FileTrigger, "kray.triggers.sources.files:FileSource",
+register_source(FileTrigger, "kray.plugins.triggers.files:FileSource",
                 "kray.fs.Trigger", "kray.file.Trigger", "io.kestra.plugin.fs.local.Trigger",
                 "io.kestra.plugin.aws.s3.Trigger", "io.kestra.plugin.minio.Trigger")
 
