@@ -18,6 +18,15 @@ its own (a fresh data folder, state persisted in DuckDB as usual):
 
 The table lists every type, with the reason a type was skipped (source not registered, broker
 down). Targets (issue 8): p50 under 50 ms and 200 events/s.
+
+**Baseline**: raw Ray on the same Redis list, what a hand-written consumer would do: one Ray
+actor ``BLPOP``s the list and submits one Ray task per message (no execution record, no
+durability, no dedupe, no ack after durable). Its latency is the task's start minus the publish
+time, its "created" the time until every task was submitted, its "ended" until every task
+returned; the ratios printed under the table compare each trigger with it.
+No peer is measured: Kestra's realtime triggers need its Java server (not installable with
+pip here), and Airflow, Prefect and Dagster have no per-message realtime triggers of this kind
+(their sensors and event watchers poll, with seconds of latency by design).
 """
 
 from __future__ import annotations
@@ -360,6 +369,89 @@ def run_case(ray: Any, executor: Any, case: Case, events: int, latency_n: int,
     return result
 
 
+def raw_ray_baseline(ray: Any, events: int, latency_n: int) -> Result:
+    """Raw Ray on a Redis list: an actor BLPOPs and submits one task per message."""
+    import redis as redis_sync
+
+    result = Result("raw Ray + Redis list")
+    key = f"kray-bench-raw-{uuid.uuid4().hex[:8]}"
+
+    @ray.remote
+    def one(body: bytes) -> tuple[float, float]:
+        return json.loads(body)["t"], time.time()
+
+    @ray.remote(num_cpus=0)
+    class Consumer:
+        def __init__(self, key: str):
+            self.key, self.refs, self.submitted_at = key, [], []
+
+        def run(self, count: int) -> int:
+            client = redis_sync.Redis(host="127.0.0.1", port=6379)
+            while len(self.refs) < count:
+                item = client.blpop([self.key], timeout=60)
+                if item is None:
+                    break
+                self.refs.append(one.remote(item[1]))
+                self.submitted_at.append(time.time())
+            return len(self.refs)
+
+        def collect(self) -> tuple[list, list]:
+            return ray.get(self.refs), self.submitted_at
+
+    client = redis_sync.Redis(host="127.0.0.1", port=6379)
+    try:
+        # Warm-up and latency: one message at a time.
+        consumer = Consumer.remote(key)
+        running = consumer.run.remote(WARMUP + latency_n)
+        for body in _payloads(0, WARMUP):
+            client.rpush(key, body)
+        time.sleep(1.0)
+        for i in range(latency_n):
+            client.rpush(key, _payloads(WARMUP + i, 1)[0])
+            time.sleep(0.05)
+        ray.get(running)
+        timings, _ = ray.get(consumer.collect.remote())
+        lat = sorted((start - sent) * 1000 for sent, start in timings[WARMUP:])
+        result.latency_ms = {"p50": round(statistics.median(lat), 1),
+                             "p95": round(lat[int(0.95 * (len(lat) - 1))], 1),
+                             "max": round(lat[-1], 1)}
+        ray.kill(consumer)
+        # Burst.
+        consumer = Consumer.remote(key)
+        ray.get(consumer.collect.remote())  # the actor is up before the clock starts
+        running = consumer.run.remote(events)
+        t0, t0_wall = time.monotonic(), time.time()
+        client.rpush(key, *_payloads(0, events))
+        ray.get(running)
+        timings, submitted = ray.get(consumer.collect.remote())
+        result.events = events
+        result.created_s = round(max(submitted) - t0_wall, 2)
+        result.ended_s = round(time.monotonic() - t0, 2)
+        result.rate = round(events / result.created_s, 1)
+        ray.kill(consumer)
+    except Exception as e:
+        result.error = f"{type(e).__name__}: {e}"
+    finally:
+        client.delete(key)
+    return result
+
+
+def ratios(results: list[Result], baseline: Result) -> str:
+    """Each trigger against raw Ray: latency p50 (x slower) and creation rate (x of raw)."""
+    if baseline.error or not baseline.latency_ms or not baseline.rate:
+        return ""
+    lines = [f"\nagainst {baseline.name} (p50 {baseline.latency_ms['p50']} ms, "
+             f"{baseline.rate} tasks submitted/s, all {baseline.events} ended in "
+             f"{baseline.ended_s} s):"]
+    for r in results:
+        if r.skipped or r.error or not r.latency_ms or not r.rate:
+            continue
+        lines.append(f"  {r.name:14s} latency p50 x{r.latency_ms['p50'] / baseline.latency_ms['p50']:.1f}"
+                     f", rate x{r.rate / baseline.rate:.2f}, all ended "
+                     f"x{(r.ended_s or 0) / (baseline.ended_s or 1):.1f}")
+    return "\n".join(lines)
+
+
 def table(results: list[Result]) -> str:
     lines = ["| trigger | latency p50 | p95 | max | events | all created | created/s | "
              "all ended | met |", "|---|---|---|---|---|---|---|---|---|"]
@@ -380,6 +472,8 @@ def main() -> None:
     parser.add_argument("--latency", type=int, default=50, help="messages for the latency")
     parser.add_argument("--types", default=",".join(c.name for c in CASES))
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--no-baseline", action="store_true",
+                        help="skip the raw Ray baseline on a Redis list")
     parser.add_argument("--profile", action="store_true",
                         help="py-spy the executor during each burst; print its top frames")
     args = parser.parse_args()
@@ -399,7 +493,11 @@ def main() -> None:
     print(f"kray realtime triggers: {os.cpu_count()} CPUs, load average "
           f"{os.getloadavg()[0]:.1f}, data in {data}", file=sys.stderr)
     results = []
+    baseline: Result | None = None
     try:
+        if not args.no_baseline and _reachable(6379):
+            print("raw Ray baseline...", file=sys.stderr)
+            baseline = raw_ray_baseline(ray, args.events, args.latency)
         for case in CASES:
             if case.name not in wanted:
                 continue
@@ -416,9 +514,12 @@ def main() -> None:
         if started:
             ray.shutdown()
     if args.json:
-        print(json.dumps([asdict(r) for r in results], indent=2))
+        print(json.dumps([asdict(r) for r in ([baseline] if baseline else []) + results],
+                         indent=2))
     else:
-        print(table(results))
+        print(table(([baseline] if baseline else []) + results))
+        if baseline is not None:
+            print(ratios(results, baseline))
         for r in results:
             if r.profile and "total" in r.profile:
                 print(f"\n{r.name}: executor busy during the burst ({r.profile['samples']} "
