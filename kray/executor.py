@@ -202,6 +202,8 @@ class ExecutorService(QueriesMixin, SchedulerMixin):
                 log.error("cannot recover execution %s: %s", ex.id, e)
                 continue
             self.live[ex.id] = ex
+            # Its stored lines first: followers number lines by position (SSE resume).
+            self.logs[ex.id] = await asyncio.to_thread(self.repo.logs, ex.id)
             if ex.state.current == State.QUEUED:
                 self.queues[plan.flow.uid].append(ex.id)
             else:
@@ -386,6 +388,8 @@ class ExecutorService(QueriesMixin, SchedulerMixin):
         if execution_id not in self.live:
             doc = await self.get_execution(execution_id)
             ex = Execution.from_dict(doc)
+            if execution_id not in self.logs:  # followers number lines by position
+                self.logs[execution_id] = await self.execution_logs(execution_id)
             self.recent.pop(execution_id, None)
             self.live[ex.id] = ex
             self.running[f"{ex.namespace}/{ex.flow_id}"] += 1

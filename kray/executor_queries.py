@@ -210,15 +210,19 @@ class QueriesMixin(StoreMixin):
             return resolve_inputs(SimpleNamespace(inputs=declared), raw,  # type: ignore[arg-type]
                                   upload=upload)
 
-    async def wait_execution(self, execution_id: str, timeout: float = 30.0) -> dict:
+    async def wait_execution(self, execution_id: str, timeout: float = 30.0,
+                             document: bool = True) -> dict:
         """``{"execution", "done"}`` as soon as the execution is terminal, or after
         ``timeout`` seconds with its current state. Woken once, by the end itself (not by
-        every change, and without the followers' coalescing): what ``?wait=true`` uses."""
+        every change, and without the followers' coalescing): what ``?wait=true`` uses, and
+        what an SSE follower waits on between two documents of a big execution
+        (``document=False``: ``execution`` is None, so nothing big crosses to the API)."""
         await self._ensure_started()
         ex = self.live.get(execution_id) or self.recent.get(execution_id)
         if ex is None:
             doc = await self.get_execution(execution_id)
-            return {"execution": doc, "done": State(doc["state"]).terminal}
+            return {"execution": doc if document else None,
+                    "done": State(doc["state"]).terminal}
         if not ex.state.current.terminal and timeout > 0:
             ended = asyncio.get_running_loop().create_future()
             waiters = self._end_waiters().setdefault(execution_id, [])
@@ -231,7 +235,8 @@ class QueriesMixin(StoreMixin):
                 if not waiters and self._end_waiters().get(execution_id) is waiters:
                     del self._end_waiters()[execution_id]
             ex = self.live.get(execution_id) or self.recent.get(execution_id) or ex
-        return {"execution": self._doc(ex), "done": ex.state.current.terminal}
+        return {"execution": self._doc(ex) if document else None,
+                "done": ex.state.current.terminal}
 
     async def search_executions(self, *, namespace: str | None = None,
                                 flow_id: str | None = None, states: list[str] | None = None,

@@ -9,7 +9,7 @@ The routes on ``/executions/{executionId}/<action>`` come before
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -27,6 +27,9 @@ router = APIRouter(prefix="/executions", tags=["Executions"], responses=COMMON)
 
 WAIT_SLICE = 30.0  # seconds one executor call waits before the API asks again
 KEEPALIVE = 15.0  # seconds without news before an SSE comment keeps the connection open
+SMALL_DOCUMENT = 128 * 1024  # bytes: an execution event this small is sent on every change
+DOCUMENT_RATE = 1024 * 1024  # bytes a second of a big execution's events, per follower
+MAX_GAP = 2.0  # seconds: the longest a follower of a big execution goes without its news
 
 Labels = Annotated[list[str] | None, Query(description="key:value, repeatable",
                                            max_length=100)]
@@ -110,7 +113,12 @@ async def change_status(executionId: ExecutionId, status: Annotated[State, Query
 
 
 @router.get("/{executionId}/follow", responses={**responses(404), 200: {
-    "description": "Server-Sent Events: `execution` events until the execution ends",
+    "description": "Server-Sent Events: `execution` events (each the whole execution "
+                   "document) until the execution ends, then `end`. A big execution's events "
+                   f"are paced: after an event of n bytes above {SMALL_DOCUMENT // 1024} KiB "
+                   f"the next comes n / {DOCUMENT_RATE // 1024} KiB seconds later at the "
+                   f"earliest (at most {MAX_GAP:g} s), carrying the newest document; the one "
+                   "that ends the execution comes at once.",
     "content": {"text/event-stream": {"schema": {"type": "string"}}}}},
     response_class=SSE, status_code=200, summary="Follow an execution (Server-Sent Events)")
 async def follow_execution(executionId: ExecutionId, client: Client) -> Response:
@@ -118,21 +126,49 @@ async def follow_execution(executionId: ExecutionId, client: Client) -> Response
     return SSE(_execution_events(client, executionId, first))
 
 
+def event_gap(size: int) -> float:
+    """Seconds between an execution event of ``size`` bytes and the next one.
+
+    Every change of an execution re-sends its whole document: for a ForEach of 2,000 task
+    runs that is 1.6 MB up to ~8 times a second, per follower, which saturates a slow link
+    and the browser's JSON parser while telling a person nothing they can read that fast.
+    Small documents go out on every change (a live Gantt stays live); a big one waits as
+    long as sending it costs at ``DOCUMENT_RATE``, so a follower receives about that many
+    bytes a second whatever the execution's pace. Changes during the wait are not lost: the
+    next event carries the newest document."""
+    if size <= SMALL_DOCUMENT:
+        return 0.0
+    return min(MAX_GAP, size / DOCUMENT_RATE)
+
+
 async def _execution_events(client: Any, execution_id: str,
                             first: dict) -> AsyncIterator[bytes]:
-    async for update in follow_updates(client, execution_id, first):
+    last_size = 0
+
+    def gap() -> float:
+        nonlocal last_size
+        size, last_size = last_size, 0
+        return event_gap(size)
+
+    async for update in follow_updates(client, execution_id, first, gap):
         if update["execution"] is not None:
-            yield sse_event("execution", public(update["execution"]), update["version"])
+            event = sse_event("execution", public(update["execution"]), update["version"])
+            last_size = len(event)
+            yield event
         elif update.get("keepalive"):
             yield b": keepalive\n\n"
         if update["done"]:
             yield sse_event("end", {"state": update["state"]})
 
 
-async def follow_updates(client: Any, execution_id: str, update: dict) -> AsyncIterator[dict]:
+async def follow_updates(client: Any, execution_id: str, update: dict,
+                         gap: Callable[[], float] | None = None) -> AsyncIterator[dict]:
     """The executor's long-poll ``follow`` as a stream of updates, ending with the one that
     says the execution is terminal. A client that goes away cancels the stream (Starlette
-    watches for the disconnect)."""
+    watches for the disconnect).
+
+    ``gap``, asked after each update, paces the stream: for that many seconds it waits for
+    the execution's end alone (which ends the wait at once), then takes the newest state."""
     loop = asyncio.get_running_loop()
     quiet_since = loop.time()
     state = None
@@ -147,6 +183,9 @@ async def follow_updates(client: Any, execution_id: str, update: dict) -> AsyncI
         yield update
         if update["done"]:
             return
+        pause = gap() if gap is not None else 0.0
+        if pause > 0:
+            await client.call("wait_execution", execution_id, pause, False)
         update = await client.call("follow", execution_id, update["version"],
                                    update["logCursor"], 1.0)
 

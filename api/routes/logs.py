@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Header, Query
 from starlette.responses import PlainTextResponse, Response
 
 from kray.api.deps import COMMON, Client, DateTime, ExecutionId, parse_datetime, responses
@@ -63,16 +63,42 @@ async def download_logs(executionId: ExecutionId, client: Client,
 
 @router.get("/{executionId}/follow", response_class=SSE, status_code=200, responses={
     **responses(404), 200: {
-    "description": "Server-Sent Events: one `log` event per line until the execution ends",
+    "description": "Server-Sent Events: one `log` event per line until the execution ends. "
+                   "A line's event id is its number in the execution's logs (from 1): a "
+                   "client that reconnects with `Last-Event-ID: n` (or `?lastEventId=n`) gets "
+                   "the lines after the n-th. An id that is not a line number already sent "
+                   "starts the stream from the first line.",
     "content": {"text/event-stream": {"schema": {"type": "string"}}}}},
     summary="Follow an execution's logs (Server-Sent Events)")
-async def follow_logs(executionId: ExecutionId, client: Client) -> Response:
-    first = await client.call("follow", executionId, -1, 0, 0.0)
-    return SSE(_log_events(client, executionId, first))
+async def follow_logs(
+        executionId: ExecutionId, client: Client,
+        last_event_id: Annotated[str | None, Header(
+            alias="Last-Event-ID",
+            description="Resume after this line (EventSource sends it on reconnect)")] = None,
+        lastEventId: Annotated[str | None, Query(
+            description="The same as the Last-Event-ID header, for a client "
+            "that cannot set headers (a new EventSource); the header wins")] = None
+) -> Response:
+    start = line_number(last_event_id if last_event_id is not None else lastEventId)
+    first = await client.call("follow", executionId, -1, start, 0.0)
+    if start > first["logCursor"]:  # more lines than the execution has: not ours to resume
+        start = 0
+        first = await client.call("follow", executionId, -1, 0, 0.0)
+    return SSE(_log_events(client, executionId, first, start))
 
 
-async def _log_events(client: Any, execution_id: str, first: dict) -> AsyncIterator[bytes]:
-    count = 0
+def line_number(event_id: str | None) -> int:
+    """How many lines the client already has, from the id of the last event it got. An id
+    that is no line number is 0: the client gets every line again rather than an error (which
+    an EventSource takes as the end of the stream); so does a number beyond the lines the
+    execution has (checked by the caller), rather than a silent gap."""
+    text = (event_id or "").strip()
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else 0
+
+
+async def _log_events(client: Any, execution_id: str, first: dict,
+                      start: int = 0) -> AsyncIterator[bytes]:
+    count = start
     async for update in follow_updates(client, execution_id, first):
         for line in update["logs"]:
             count += 1

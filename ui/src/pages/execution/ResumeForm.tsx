@@ -76,7 +76,8 @@ export default function ResumeForm({ execution, inputs, onDone, onCancel }: Prop
         {inputs.map((decl) => {
           const issue = issueOf(decl.id);
           return (
-            <label key={decl.id} className={`field${issue ? " field-invalid" : ""}`}>
+            <label key={decl.id} className={`field${issue ? " field-invalid" : ""}`}
+              data-testid={`resume-field-${decl.id}`} data-invalid={issue ? "true" : undefined}>
               <span className="name">
                 {decl.id}{decl.required !== false && decl.defaults === undefined ? " *" : ""}
                 <span className="muted"> {decl.type ?? "STRING"}</span>
@@ -85,7 +86,7 @@ export default function ResumeForm({ execution, inputs, onDone, onCancel }: Prop
                 onChange={(v) => setValues({ ...values, [decl.id]: v })}
                 onFile={(f) => setFiles({ ...files, [decl.id]: f })} />
               {decl.description && <span className="desc">{decl.description}</span>}
-              {issue && <span className="err">{issue.message}</span>}
+              {issue && <span className="err" data-testid={`resume-issue-${decl.id}`}>{issue.message}</span>}
             </label>
           );
         })}

@@ -32,9 +32,13 @@ function frameBatcher(apply: () => void): { schedule: () => void; cancel: () => 
  * An EventSource on `/api/v1{path}` that hands each event's raw data (unparsed: parsing is the
  * costly part with big documents, so the caller decides when) and id to `onEvent`, reopens
  * after an error with a back-off, and stops for good after an `end` event. Returns a closer.
+ * `resumeAfter`, when given, is asked at every (re)open for the id of the last event the
+ * caller holds: it goes as `?lastEventId=` (a new EventSource cannot set the Last-Event-ID
+ * header), so the server sends only what came after it.
  */
 function stream(path: string, events: string[],
-  onEvent: (name: string, raw: string, id: string) => void): () => void {
+  onEvent: (name: string, raw: string, id: string) => void,
+  resumeAfter?: () => number): () => void {
   let source: EventSource | null = null;
   let closed = false;
   let retry = 500;
@@ -46,7 +50,9 @@ function stream(path: string, events: string[],
   };
   const open = () => {
     if (closed) return;
-    source = new EventSource(`${API_PREFIX}${path}`, { withCredentials: true });
+    const after = resumeAfter?.() ?? 0;
+    const query = after > 0 ? `?lastEventId=${after}` : "";
+    source = new EventSource(`${API_PREFIX}${path}${query}`, { withCredentials: true });
     source.onopen = () => {
       retry = 500;
     };
@@ -68,8 +74,9 @@ function stream(path: string, events: string[],
   return close;
 }
 
-// While live, a big execution's document (1.6 MB for 2,000 task runs) can arrive ten times a
-// second: only the newest one is parsed, at most this often, so the page keeps answering.
+// While live, a big execution's document (1.6 MB for 2,000 task runs) comes about once a
+// second or two (the server paces big documents), a small one up to ten times a second: only
+// the newest one is parsed, at most this often, so the page keeps answering.
 const APPLY_EVERY_MS = 250;
 
 export interface LiveExecution {
@@ -160,9 +167,11 @@ export interface LogStore {
 }
 
 /**
- * An execution's log lines: the `/logs/{id}/follow` stream sends every line from the first,
- * then new ones until the execution ends. Event ids count lines from 1, so a reconnect (which
- * starts again from the first line) and a new live phase skip what is already here.
+ * An execution's log lines: the `/logs/{id}/follow` stream sends every line, then new ones
+ * until the execution ends. Event ids number lines from 1, and a reconnect or a new live phase
+ * (restart, resume) asks for the lines after those already here (`lastEventId`). Should the
+ * server start again from the first line anyway (it does for an id it cannot resume), the
+ * lines already here are skipped by their number.
  */
 export function useLogStream(id: string, epoch: number): LogStore {
   const lines = useRef<LogLine[]>([]);
@@ -182,22 +191,22 @@ export function useLogStream(id: string, epoch: number): LogStore {
       setVersion((v) => v + 1);
     });
     setStreaming(true);
+    const held = () => lines.current.length + pending.length;
     const close = stream(`/logs/${encodeURIComponent(id)}/follow`, ["log"], (name, raw, eventId) => {
       if (name === "end") {
         batch.schedule();
         setStreaming(false);
         return;
       }
-      // Ids count lines from 1: a reopened stream starts again from the first line.
       const number = Number(eventId);
-      if (number && number <= lines.current.length + pending.length) return;
+      if (number && number <= held()) return;
       try {
         pending.push(JSON.parse(raw) as LogLine);
       } catch {
         return;
       }
       batch.schedule();
-    });
+    }, held);
     return () => {
       close();
       batch.cancel();
