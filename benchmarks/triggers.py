@@ -2,6 +2,7 @@
 
     python -m benchmarks.triggers [--events 1000] [--latency 50] [--types redis-list,mqtt]
                                   [--json]
+    python -m benchmarks.triggers --backpressure 10000 [--max-in-flight 100] [--json]
 
 For every realtime trigger type whose source is registered (``source_types()``) and whose broker
 answers on 127.0.0.1, with a 1-task flow (``Return``) on an embedded Ray and an executor of
@@ -18,6 +19,15 @@ its own (a fresh data folder, state persisted in DuckDB as usual):
 
 The table lists every type, with the reason a type was skipped (source not registered, broker
 down). Targets (issue 8): p50 under 50 ms and 200 events/s.
+
+**Backpressure** (``--backpressure N``, instead of the above): N messages pushed at once to a
+Redis list whose trigger has ``maxInFlight: 100`` and a flow whose task sleeps 50 ms. Every
+~0.2 s it samples the trigger's ``inFlight`` (its executions not terminal yet), the list's
+length left in Redis and the executor process's RSS (psutil, by the pid ``executor.ping``
+gives). It reports the peak in-flight, the RSS before and at its peak, the time until all N
+executions ended, and whether every message got exactly one execution (distinct bodies).
+The issue's claim: the trigger stops pulling while ``maxInFlight`` of its executions wait, the
+rest waits in the broker, so neither memory nor the executor grows with the burst.
 
 **Baseline**: raw Ray on the same Redis list, what a hand-written consumer would do: one Ray
 actor ``BLPOP``s the list and submits one Ray task per message (no execution record, no
@@ -369,6 +379,127 @@ def run_case(ray: Any, executor: Any, case: Case, events: int, latency_n: int,
     return result
 
 
+SLEEP_TASK = """  - id: nap
+    type: io.kestra.plugin.core.flow.Sleep
+    duration: {sleep}
+"""
+TERMINAL = ["SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED"]
+
+
+@dataclass
+class Backpressure:
+    messages: int
+    max_in_flight: int
+    peak_in_flight: int = 0
+    peak_waiting: int = 0  # the most items seen left in the Redis list
+    rss_before_mb: float = 0.0
+    rss_peak_mb: float = 0.0
+    rss_after_mb: float = 0.0
+    paused_seen: bool = False
+    ended_s: float | None = None  # from the push until every execution ended
+    executions: int = 0
+    distinct: int = 0  # distinct trigger bodies among them
+    samples: int = 0
+    error: str | None = None
+
+    @property
+    def exactly_once(self) -> bool:
+        return self.executions == self.distinct == self.messages
+
+
+def run_backpressure(ray: Any, executor: Any, pid: int, total: int, limit: int,
+                     sleep: str = "PT0.05S", interval: float = 0.2, timeout: float = 1800
+                     ) -> Backpressure:
+    """``total`` messages at once on a Redis list, a flow of one 50 ms Sleep, ``maxInFlight``
+    ``limit``: sampled every ``interval`` until every execution ended (see the docstring)."""
+    import psutil
+    import redis as redis_sync
+
+    result = Backpressure(total, limit)
+    key = f"kray-bench-bp-{uuid.uuid4().hex[:8]}"
+    flow_id = "backpressure"
+    case = Case("redis-list", "kray.redis.list.RealtimeTrigger", 6379,
+                lambda k: f"url: redis://127.0.0.1:6379/0\nkey: {k}", _redis_list)
+    source = _flow(flow_id, case, key, limit).replace(TASK, SLEEP_TASK.format(sleep=sleep))
+    process = psutil.Process(pid)
+    client = redis_sync.Redis(host="127.0.0.1", port=6379)
+
+    def context() -> dict:
+        return ray.get(executor.trigger.remote(NS, flow_id, "watch"))["triggerContext"]
+
+    def count(states: list[str] | None = None) -> int:
+        return int(ray.get(executor.search_executions.remote(
+            namespace=NS, flow_id=flow_id, states=states, size=1))["total"])
+
+    try:
+        ray.get(executor.deploy.remote(source))
+        _wait(lambda: context()["status"] == "RUNNING", 60)
+        result.rss_before_mb = round(process.memory_info().rss / 2**20, 1)
+        result.rss_peak_mb = result.rss_before_mb
+        pipe = client.pipeline(transaction=False)
+        for i in range(total):
+            pipe.rpush(key, json.dumps({"i": i}))
+        t0 = time.monotonic()
+        pipe.execute()
+        deadline = t0 + timeout
+        ended = 0
+        while time.monotonic() < deadline:
+            ctx = context()
+            result.samples += 1
+            result.peak_in_flight = max(result.peak_in_flight, int(ctx["inFlight"]))
+            result.paused_seen |= ctx["status"] == "PAUSED"
+            result.peak_waiting = max(result.peak_waiting, int(client.llen(key)))
+            rss = round(process.memory_info().rss / 2**20, 1)
+            result.rss_peak_mb = max(result.rss_peak_mb, rss)
+            if client.llen(key) == 0 and ctx["inFlight"] == 0:
+                ended = count(TERMINAL)
+                if ended >= total:
+                    break
+            if result.samples % 25 == 0:
+                print(f"  {time.monotonic() - t0:6.1f}s in flight {ctx['inFlight']:4d}, "
+                      f"{client.llen(key):6d} waiting in Redis, executor RSS {rss} MB, "
+                      f"status {ctx['status']}", file=sys.stderr)
+            time.sleep(interval)
+        else:
+            raise TimeoutError(f"{count(TERMINAL)} of {total} executions ended")
+        result.ended_s = round(time.monotonic() - t0, 2)
+        time.sleep(1.0)  # anything doubled would show up by now
+        # Before the search below: its one page of N documents costs the executor memory.
+        result.rss_after_mb = round(process.memory_info().rss / 2**20, 1)
+        docs = ray.get(executor.search_executions.remote(
+            namespace=NS, flow_id=flow_id, size=total * 2))["results"]
+        result.executions = len(docs)
+        result.distinct = len({json.dumps(d["trigger"]["body"], sort_keys=True)
+                               for d in docs})
+    except Exception as e:
+        result.error = f"{type(e).__name__}: {e}"
+    finally:
+        try:
+            ray.get(executor.delete_flow.remote(NS, flow_id))
+        except Exception:
+            pass
+        client.delete(key)
+        for k in client.scan_iter(f"*{key}*"):
+            client.delete(k)
+        client.close()
+    return result
+
+
+def backpressure_table(r: Backpressure) -> str:
+    if r.error:
+        return f"backpressure: {r.error}"
+    return "\n".join([
+        f"| messages | maxInFlight | peak inFlight | PAUSED seen | most left in Redis | "
+        "executor RSS before | peak | after | all ended | executions | distinct bodies |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+        f"| {r.messages} | {r.max_in_flight} | {r.peak_in_flight} | "
+        f"{'yes' if r.paused_seen else 'no'} | {r.peak_waiting} | {r.rss_before_mb} MB | "
+        f"{r.rss_peak_mb} MB | {r.rss_after_mb} MB | {r.ended_s} s | {r.executions} | "
+        f"{r.distinct} |",
+        f"\nexactly one execution per message: {'yes' if r.exactly_once else 'NO'}; "
+        f"{r.samples} samples, {r.messages / (r.ended_s or 1):.0f} executions ended per second"])
+
+
 def raw_ray_baseline(ray: Any, events: int, latency_n: int) -> Result:
     """Raw Ray on a Redis list: an actor BLPOPs and submits one task per message."""
     import redis as redis_sync
@@ -476,6 +607,12 @@ def main() -> None:
                         help="skip the raw Ray baseline on a Redis list")
     parser.add_argument("--profile", action="store_true",
                         help="py-spy the executor during each burst; print its top frames")
+    parser.add_argument("--backpressure", type=int, metavar="N",
+                        help="only the backpressure run: N messages on a Redis list")
+    parser.add_argument("--max-in-flight", type=int, default=100,
+                        help="the trigger's maxInFlight for --backpressure")
+    parser.add_argument("--sleep", default="PT0.05S",
+                        help="how long the task of --backpressure's flow sleeps (ISO-8601)")
     args = parser.parse_args()
     wanted = [t.strip() for t in args.types.split(",") if t.strip()]
 
@@ -494,6 +631,19 @@ def main() -> None:
           f"{os.getloadavg()[0]:.1f}, data in {data}", file=sys.stderr)
     results = []
     baseline: Result | None = None
+    if args.backpressure:
+        try:
+            if not _reachable(6379):
+                raise SystemExit("--backpressure needs Redis on 127.0.0.1:6379")
+            bp = run_backpressure(ray, executor, pid, args.backpressure, args.max_in_flight,
+                                  args.sleep)
+        finally:
+            ray.kill(executor)
+            if started:
+                ray.shutdown()
+        print(json.dumps(asdict(bp), indent=2) if args.json else backpressure_table(bp))
+        print(f"load average after: {os.getloadavg()[0]:.1f}", file=sys.stderr)
+        return
     try:
         if not args.no_baseline and _reachable(6379):
             print("raw Ray baseline...", file=sys.stderr)

@@ -13,6 +13,8 @@ REQUIRE_SERVICES = os.environ.get("KRAY_REQUIRE_SERVICES") == "1"
 # Secrets every Ray worker of the session sees (workers inherit the environment at ray.init).
 SECRET_PLAIN = "s3cr3t-Value-42"
 SECRET_KESTRA = "kestra-style-secret"
+AMQP_WRONG_PASSWORD = "n0t-the-Pa55word-913"  # a trigger's secret that RabbitMQ refuses
+SECRET_TRIGGER = "tr1gger-S3cret-77"  # a trigger's secret that a broker's error quotes
 
 
 def skip_or_fail(reason: str) -> None:
@@ -30,6 +32,9 @@ def ray_session(tmp_path_factory: pytest.TempPathFactory):
 
     os.environ["KRAY_SECRET_E2E_TOKEN"] = SECRET_PLAIN
     os.environ["SECRET_E2E_B64"] = base64.b64encode(SECRET_KESTRA.encode()).decode()
+    os.environ["KRAY_SECRET_AMQP_PASSWORD"] = "guest"  # RabbitMQ's guest account
+    os.environ["KRAY_SECRET_AMQP_WRONG_PASSWORD"] = AMQP_WRONG_PASSWORD
+    os.environ["KRAY_SECRET_E2E_TRIGGER"] = SECRET_TRIGGER
     from kray.runner import loopback_only
 
     loopback_only()

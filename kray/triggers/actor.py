@@ -29,8 +29,10 @@ import logging
 import random
 import threading
 import time
+import traceback
 from typing import Any
 
+from kray.storage.secrets import Masker
 from kray.triggers.sources import Message, Source, SourceError, source_types
 
 log = logging.getLogger("kray.triggers.actor")
@@ -73,6 +75,7 @@ class TriggerActor:
         self.source: Source | None = None
         self.task: asyncio.Task | None = None
         self.stopping = False
+        self.masker: Masker | None = None  # the secrets the config's rendering read
         # Start on our own, also when Ray restarts us after a crash or a kill (Ray reruns
         # only the constructor). A call to ourselves made while Ray still counts us as
         # restarting can be refused: a thread repeats it until one is taken.
@@ -120,6 +123,7 @@ class TriggerActor:
                 if config is None:
                     config = await self._call("trigger_config")
                     position = config.get("position")
+                    self.masker = Masker(config.get("secrets") or ())
                 kind = source_types()[config["type"]]
                 model = kind.model.model_validate(config["trigger"])
                 self.source = kind.source_class()(model, position, config.get("context"))
@@ -136,9 +140,10 @@ class TriggerActor:
                     position = self._position(self.source, position)
                 await self._close()
                 wait = jittered(delay)
-                reason = str(e) or type(e).__name__
+                reason = self._mask(str(e) or type(e).__name__)
                 if not isinstance(e, SourceError):
-                    log.warning("trigger %s failed", "/".join(self.key), exc_info=True)
+                    log.warning("trigger %s failed: %s", "/".join(self.key),
+                                self._mask(traceback.format_exc()))
                     reason = f"{type(e).__name__}: {reason}"
                 try:
                     await self._call("trigger_status", "BACKOFF",
@@ -179,6 +184,11 @@ class TriggerActor:
                                         or getattr(source, "more_pending", False)):
                 next_poll = loop.time()  # more is waiting: poll again at once
         return position
+
+    def _mask(self, text: str) -> str:
+        """``text`` without the trigger's secrets, for the actor's own log and what it
+        reports (the executor masks that again with the same secrets)."""
+        return self.masker.mask(text) if self.masker is not None else text
 
     @staticmethod
     def _position(source: Source, default: Any) -> Any:

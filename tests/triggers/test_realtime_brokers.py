@@ -6,6 +6,7 @@ killed mid-stream (``slow``)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import time
 import uuid
@@ -394,3 +395,75 @@ def test_amqp_killed_actor_loses_and_doubles_nothing(ray_session, executor, amqp
                           [f"k{i}" for i in range(total)]))
         kill_mid_stream(ray, executor, fid, total)
         exactly_once(ray, executor, fid, total)
+
+
+# ---------------------------------------------------------------------------------- secrets
+def secret_trigger(queue: str, password: str, declare: bool = True) -> str:
+    return f"""    type: io.kestra.plugin.amqp.RealtimeTrigger
+    host: 127.0.0.1
+    port: {AMQP_PORT}
+    username: guest
+    password: "{password}"
+    queue: "{queue}"
+    declareQueue: {str(declare).lower()}
+"""
+
+
+def ray_logs(ray: Any) -> str:
+    """Every log file of the session's Ray (the executor's and the trigger actors' too)."""
+    time.sleep(1.0)  # what was just logged reaches its file
+    logs = Path(ray._private.worker._global_node.get_logs_dir_path())
+    return "\n".join(p.read_text(errors="replace") for p in logs.rglob("*")
+                     if p.is_file() and p.suffix in (".out", ".err", ".log"))
+
+
+def test_amqp_password_from_a_secret(ray_session, executor, amqp_queue) -> None:
+    ray = ray_session
+    fid = f"amqpsecret_{amqp_queue[-8:]}"
+    template = "{{ secret('AMQP_PASSWORD') }}"
+    with deployed(ray, executor, fid, secret_trigger(amqp_queue, template)):
+        arun(amqp_publish(amqp_queue, [b'{"a": 1}'], ["s1"]))
+        (found,) = triggers_of(ray, executor, fid, 1)
+        assert found["body"] == {"a": 1}
+        view = ray.get(executor.trigger.remote(NS, fid, "watch"))
+        assert view["abstractTrigger"]["password"] == template  # shown as written
+        assert view["triggerContext"]["lastError"] is None
+
+
+@pytest.mark.parametrize("case", ["wrong password", "secret in the error"])
+def test_amqp_secrets_never_shown_in_errors_views_or_logs(ray_session, executor, amqp_queue,
+                                                          case: str) -> None:
+    """A refused secret password, and a secret that the broker's own error quotes (a queue
+    named by a secret that does not exist): BACKOFF with the error, the secret in neither
+    the trigger's status, its API view nor any log of the Ray session."""
+    from tests.conftest import AMQP_WRONG_PASSWORD, SECRET_TRIGGER
+    ray = ray_session
+    fid = f"amqpbad_{amqp_queue[-8:]}"
+    if case == "wrong password":
+        secret, trigger = AMQP_WRONG_PASSWORD, secret_trigger(
+            amqp_queue, "{{ secret('AMQP_WRONG_PASSWORD') }}")
+    else:
+        secret, trigger = SECRET_TRIGGER, secret_trigger(
+            "{{ secret('E2E_TRIGGER') }}", "{{ secret('AMQP_PASSWORD') }}", declare=False)
+    ray.get(executor.deploy.remote(flow(fid, trigger)))
+    try:
+        ctx = wait_for(lambda: (c := trigger_context(ray, executor, fid))["status"] ==
+                       "BACKOFF" and c["lastError"] and c, what="BACKOFF with its error")
+        error = ctx["lastError"]
+        assert "AMQP 127.0.0.1:5672" in error and "retrying in" in error, error
+        if case == "wrong password":
+            assert "ACCESS_REFUSED" in error, error
+        else:
+            assert "NOT_FOUND" in error and "******" in error, error
+        assert secret not in error
+        shown = json.dumps([ray.get(executor.trigger.remote(NS, fid, "watch")),
+                            ray.get(executor.triggers.remote(namespace=NS))])
+        assert secret not in shown and fid in shown
+        assert executions(ray, executor, fid) == []
+        assert secret not in ray_logs(ray)
+    finally:
+        try:
+            ray.get(executor.delete_flow.remote(NS, fid))
+        except Exception:
+            pass
+

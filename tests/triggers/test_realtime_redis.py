@@ -176,6 +176,44 @@ def test_killed_actor_loses_and_doubles_nothing(ray_session, executor, redis_cli
         delete(ray, executor, fid)
 
 
+@pytest.mark.slow
+def test_actor_killed_for_good_is_replaced_by_the_watchdog(ray_session, executor, redis_client,
+                                                           rkey) -> None:
+    """Killed with ``no_restart`` (Ray will not bring it back): the executor's watchdog
+    notices within a few seconds, shows why, and a new actor consumes the rest, every
+    message getting exactly one execution."""
+    ray = ray_session
+    fid = f"dead_{rkey[-6:]}"
+    ray.get(executor.deploy.remote(flow(fid, list_trigger(rkey))))
+    try:
+        running(ray, executor, fid)
+        half = 100
+        redis_client.rpush(rkey, *[json.dumps({"i": i}) for i in range(half)])
+        wait_for(lambda: len(executions(ray, executor, fid)) >= 10, what="some executions")
+        handle = ray.get_actor(f"kray-trigger:{NS}/{fid}/watch", namespace="kray")
+        pid = ray.get(handle.ping.remote())["pid"]
+        ray.kill(handle, no_restart=True)
+        killed = time.monotonic()
+        wait_for(lambda: not psutil.pid_exists(pid), what="the killed actor to exit")
+        redis_client.rpush(rkey, *[json.dumps({"i": i}) for i in range(half, 2 * half)])
+        ctx = wait_for(lambda: "died" in ((c := context(ray, executor, fid))["lastError"]
+                                          or "") and c, timeout=15,
+                       what="the watchdog to notice the dead actor")
+        assert ctx["status"] in ("BACKOFF", "STARTING"), ctx
+        assert "a new one starts in" in ctx["lastError"]
+        bodies(ray, executor, fid, 2 * half, timeout=20)
+        assert time.monotonic() - killed < 20
+        time.sleep(1.0)  # anything doubled would show up by now
+        found = [d["trigger"]["body"]["i"] for d in executions(ray, executor, fid)]
+        assert sorted(found) == list(range(2 * half))
+        new = ray.get_actor(f"kray-trigger:{NS}/{fid}/watch", namespace="kray")
+        assert ray.get(new.ping.remote())["pid"] != pid
+        ctx = running(ray, executor, fid)
+        assert ctx["lastError"] is None and redis_client.llen(rkey) == 0
+    finally:
+        delete(ray, executor, fid)
+
+
 def test_disable_keeps_messages_waiting_then_enable(ray_session, executor, redis_client,
                                                     rkey) -> None:
     ray = ray_session

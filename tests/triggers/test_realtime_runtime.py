@@ -16,7 +16,7 @@ from kray.errors import FlowValidationError
 from kray.flow.parse import parse_flow
 from kray.triggers.actor import BACKOFF_FIRST, BACKOFF_MAX, actor_name, jittered, next_backoff
 from kray.triggers.models import EventTrigger, parse_trigger
-from kray.triggers.realtime import fingerprint, message_key
+from kray.triggers.realtime import fingerprint, message_key, resume_at
 from kray.triggers.sources import source_types
 from tests.conftest import skip_or_fail
 
@@ -34,6 +34,10 @@ def test_backoff_doubles_up_to_its_cap_with_jitter() -> None:
 def test_names_and_keys() -> None:
     assert actor_name("a.b", "f", "t") == "kray-trigger:a.b/f/t"
     assert message_key("a.b", "f", "t", "1-0") == "a.b/f/t/msg/1-0"
+
+
+def test_a_paused_trigger_resumes_a_quarter_below_its_limit() -> None:
+    assert [resume_at(n) for n in (1, 2, 4, 5, 8, 100, 1000)] == [0, 1, 3, 4, 6, 75, 750]
 
 
 def flow(trigger: str) -> str:
