@@ -475,7 +475,6 @@ class ExecutorService(QueriesMixin, SchedulerMixin):
             self._ended(ex, plan)
 
     def _submit(self, ex: Execution, plan: Plan, c: ev.SubmitTask) -> None:
-        import ray
         task = plan.tasks[c.task_id]
         spec = TaskSpec(ex.id, ex.namespace, ex.flow_id, task, c.task_run_id, c.attempt,
                         c.variables, self._secret_inputs(plan, ex))

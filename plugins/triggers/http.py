@@ -20,11 +20,12 @@ import re
 import ssl
 from collections.abc import Iterable
 from datetime import timedelta
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import orjson
 from pydantic import Field, field_validator
 
+from kray.plugins.http.client import HttpAuth, SslOptions, parse_size
 from kray.task import Model
 from kray.triggers.models import PollingTrigger
 from kray.triggers.sources import register_source
@@ -34,25 +35,10 @@ from kray.triggers.sources.polling import PollingSource, Renderer, iso_us, poll_
 DEFAULT_CONDITION = "{{ response.statusCode < 400 }}"
 MAX_BODY = 10 << 20  # what a response body may weigh by default (it lands in trigger.body)
 _METHOD = re.compile(r"^[A-Z][A-Z-]{0,19}$")
-_SIZE = re.compile(r"^\s*(\d+)\s*([KMG]?)B?\s*$", re.IGNORECASE)
 
 
 def _templated(value: str) -> bool:
     return "{{" in value or "{%" in value
-
-
-class HttpTriggerAuth(Model):
-    """``options.auth``: ``{type: BASIC, username, password}`` or ``{type: BEARER, token}``."""
-
-    type: Literal["BASIC", "BEARER"]
-    username: str | None = None
-    password: str | None = None
-    token: str | None = None
-
-    @field_validator("type", mode="before")
-    @classmethod
-    def _upper(cls, v: Any) -> Any:
-        return v.upper() if isinstance(v, str) else v
 
 
 class HttpTriggerOptions(Model):
@@ -68,7 +54,7 @@ class HttpTriggerOptions(Model):
     default_charset: str | None = None
     basic_auth_user: str | None = None
     basic_auth_password: str | None = None
-    auth: HttpTriggerAuth | None = None
+    auth: HttpAuth | None = None
     # Accepted for Kestra compatibility; the condition decides, these do not apply.
     allow_failed: Any = None
     allowed_response_codes: Any = None
@@ -84,21 +70,6 @@ class HttpTriggerOptions(Model):
         return v
 
 
-class HttpTriggerSsl(Model):
-    insecure_trust_all_certificates: bool = False
-
-
-def parse_size(value: int | str) -> int:
-    """``"10MB"`` -> 10485760 (powers of 1024); a ValueError names the bad value."""
-    if isinstance(value, int):
-        return value
-    m = _SIZE.match(str(value))
-    if m is None:
-        raise ValueError(f"'{value}' is not a size (e.g. 1048576 or \"10MB\")")
-    return int(m.group(1)) * {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}[
-        m.group(2).upper()]
-
-
 class HttpTrigger(PollingTrigger):
     """Poll ``uri`` every ``interval``; one execution when ``responseCondition`` holds."""
 
@@ -112,7 +83,7 @@ class HttpTrigger(PollingTrigger):
     content_type: str | None = None
     response_condition: str = DEFAULT_CONDITION
     options: HttpTriggerOptions = Field(default_factory=HttpTriggerOptions)
-    ssl_options: HttpTriggerSsl | None = None
+    ssl_options: SslOptions | None = None
 
     @field_validator("uri")
     @classmethod
@@ -227,7 +198,7 @@ class HttpSource(PollingSource):
             raise SourceError(f"{method} {shown}: {e}") from None
 
     def _content(self, headers: list[tuple[str, str]]) -> bytes | None:
-        t, r = self.trigger, self.renderer
+        t = self.trigger
         content_type = str(t.content_type or "").strip()
         content: bytes | None = None
         if t.body is not None:

@@ -9,7 +9,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -17,20 +17,11 @@ from typing import Any
 import pytest
 
 from tests.triggers.test_polling import PG_URL, table  # noqa: F401 - the fixture
+from tests.triggers.helpers import deployed, search, wait_for
 
 pytestmark = pytest.mark.ray
 
 NS = "e2e.polling"
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what or check}")
 
 
 def flow(flow_id: str, trigger: str) -> str:
@@ -45,26 +36,7 @@ triggers:
 
 
 def executions(ray: Any, executor: Any, flow_id: str) -> list[dict]:
-    page = ray.get(executor.search_executions.remote(namespace=NS, flow_id=flow_id, size=10000,
-                                                     sort="startDate:asc"))
-    return page["results"]
-
-
-def context(ray: Any, executor: Any, flow_id: str) -> dict:
-    return ray.get(executor.trigger.remote(NS, flow_id, "watch"))["triggerContext"]
-
-
-def deployed(ray: Any, executor: Any, source: str, flow_id: str) -> Iterator[None]:
-    ray.get(executor.deploy.remote(source))
-    try:
-        wait_for(lambda: context(ray, executor, flow_id)["status"] == "RUNNING",
-                 what=f"the trigger of {flow_id} to run")
-        yield
-    finally:
-        try:
-            ray.get(executor.delete_flow.remote(NS, flow_id))
-        except Exception:
-            pass
+    return search(ray, executor, NS, flow_id)
 
 
 def test_a_dropped_file_starts_one_execution_and_is_moved(ray_session, executor,
@@ -84,7 +56,7 @@ def test_a_dropped_file_starts_one_execution_and_is_moved(ray_session, executor,
     type: io.kestra.plugin.core.debug.Return
     format: "{{ read(trigger.uri) }}"
 triggers:""", 1)
-    for _ in deployed(ray, executor, source, fid):
+    with deployed(ray, executor, NS, fid, source):
         (inbox / "orders.csv").write_text("id,amount\n1,10\n")
         docs = wait_for(lambda: executions(ray, executor, fid), what="an execution")
         wait_for(lambda: (archive / "orders.csv").exists(), what="the file to be moved")
@@ -117,7 +89,7 @@ def test_sql_trigger_starts_executions_with_its_rows(ray_session, executor,
     fetchType: FETCH
     interval: PT0.2S
 """
-    for _ in deployed(ray, executor, flow(fid, trigger), fid):
+    with deployed(ray, executor, NS, fid, flow(fid, trigger)):
         docs = wait_for(lambda: executions(ray, executor, fid), what="an execution")
         assert docs[0]["trigger"]["rows"] == [
             {"id": 1, "amount": 9.99, "day": "2024-05-01"},
@@ -164,7 +136,7 @@ def test_http_trigger_fires_while_its_condition_holds(ray_session, executor,
     responseCondition: "{{{{ response.statusCode == 200 and json(response.body).ready }}}}"
     interval: PT0.2S
 """
-    for _ in deployed(ray, executor, flow(fid, trigger), fid):
+    with deployed(ray, executor, NS, fid, flow(fid, trigger)):
         time.sleep(0.8)
         assert executions(ray, executor, fid) == []  # 503: the condition does not hold
         _Switch.state.update(code=200, body=json.dumps({"ready": True}).encode())

@@ -10,7 +10,7 @@ import json
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ import pytest
 from kray.triggers.sources.brokerutil import trigger_name
 from tests.conftest import skip_or_fail
 from tests.triggers.tcpproxy import TcpProxy
+from tests.triggers.helpers import deployed, search, trigger_context, wait_for
 
 pytestmark = pytest.mark.ray
 
@@ -39,16 +40,6 @@ def arun(coro: Any) -> Any:
     return asyncio.run(asyncio.wait_for(coro, 60))
 
 
-def wait_for(check: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what or check}")
-
-
 def flow(flow_id: str, trigger: str) -> str:
     return f"""id: {flow_id}
 namespace: {NS}
@@ -62,17 +53,15 @@ triggers:
 
 
 def executions(ray: Any, executor: Any, flow_id: str) -> list[dict]:
-    page = ray.get(executor.search_executions.remote(namespace=NS, flow_id=flow_id, size=10000,
-                                                     sort="startDate:asc"))
-    return page["results"]
+    return search(ray, executor, NS, flow_id)
 
 
-def trigger_context(ray: Any, executor: Any, flow_id: str) -> dict:
-    return ray.get(executor.trigger.remote(NS, flow_id, "watch"))["triggerContext"]
+def context(ray: Any, executor: Any, flow_id: str) -> dict:
+    return trigger_context(ray, executor, NS, flow_id)
 
 
 def running(ray: Any, executor: Any, flow_id: str, timeout: float = 30.0) -> dict:
-    return wait_for(lambda: (c := trigger_context(ray, executor, flow_id))["status"] ==
+    return wait_for(lambda: (c := context(ray, executor, flow_id))["status"] ==
                     "RUNNING" and c, timeout=timeout, what=f"trigger of {flow_id} RUNNING")
 
 
@@ -85,16 +74,9 @@ def triggers_of(ray: Any, executor: Any, flow_id: str, count: int, timeout: floa
 
 
 @contextmanager
-def deployed(ray: Any, executor: Any, flow_id: str, trigger: str) -> Iterator[None]:
-    ray.get(executor.deploy.remote(flow(flow_id, trigger)))
-    try:
-        running(ray, executor, flow_id)
-        yield
-    finally:
-        try:
-            ray.get(executor.delete_flow.remote(NS, flow_id))
-        except Exception:
-            pass
+def running_flow(ray: Any, executor: Any, flow_id: str, trigger: str) -> Iterator[dict]:
+    with deployed(ray, executor, NS, flow_id, flow(flow_id, trigger)) as ctx:
+        yield ctx
 
 
 def kill_mid_stream(ray: Any, executor: Any, flow_id: str, total: int) -> None:
@@ -116,7 +98,7 @@ def exactly_once(ray: Any, executor: Any, fid: str, total: int) -> None:
     try:
         triggers_of(ray, executor, fid, total, timeout=90)
     except AssertionError:
-        ctx = trigger_context(ray, executor, fid)
+        ctx = context(ray, executor, fid)
         raise AssertionError(f"{len(executions(ray, executor, fid))}/{total} executions; "
                              f"trigger {ctx}") from None
     time.sleep(1.5)  # anything doubled would show up by now
@@ -159,7 +141,7 @@ async def mqtt_publish(topic: str, payloads: list[bytes]) -> None:
 
 def test_mqtt_one_execution_per_message(ray_session, executor, mqtt_flow) -> None:
     ray, (fid, topic) = ray_session, mqtt_flow
-    with deployed(ray, executor, fid, mqtt_trigger(topic)):
+    with running_flow(ray, executor, fid, mqtt_trigger(topic)):
         arun(mqtt_publish(topic, [b'{"n": 1}', b"plain", b"plain"]))
         found = triggers_of(ray, executor, fid, 3)
         assert sorted(str(t["body"]) for t in found) == ["plain", "plain", "{'n': 1}"]
@@ -172,11 +154,11 @@ def test_mqtt_broker_down_and_up(ray_session, executor, mqtt_flow) -> None:
     ray, (fid, topic) = ray_session, mqtt_flow
     with TcpProxy(MQTT_PORT) as proxy:
         trigger = mqtt_trigger(topic).replace(f":{MQTT_PORT}", f":{proxy.port}")
-        with deployed(ray, executor, fid, trigger):
+        with running_flow(ray, executor, fid, trigger):
             arun(mqtt_publish(topic, [b'{"i": 0}']))
             triggers_of(ray, executor, fid, 1)
             proxy.cut()
-            ctx = wait_for(lambda: (c := trigger_context(ray, executor, fid))["status"] ==
+            ctx = wait_for(lambda: (c := context(ray, executor, fid))["status"] ==
                            "BACKOFF" and c, what="BACKOFF")
             assert "MQTT" in ctx["lastError"]
             arun(mqtt_publish(topic, [b'{"i": 1}', b'{"i": 2}']))  # kept in its session
@@ -189,7 +171,7 @@ def test_mqtt_broker_down_and_up(ray_session, executor, mqtt_flow) -> None:
 def test_mqtt_killed_actor_loses_and_doubles_nothing(ray_session, executor, mqtt_flow) -> None:
     ray, (fid, topic) = ray_session, mqtt_flow
     total = 300
-    with deployed(ray, executor, fid, mqtt_trigger(topic)):
+    with running_flow(ray, executor, fid, mqtt_trigger(topic)):
         arun(mqtt_publish(topic, [b'{"i": %d}' % i for i in range(total)]))
         kill_mid_stream(ray, executor, fid, total)
         exactly_once(ray, executor, fid, total)
@@ -215,7 +197,7 @@ def test_mqtt_session_and_position_survive_an_executor_restart(ray_session, mqtt
     arun(mqtt_publish(topic, [b'{"i": %d}' % i for i in range(5)]))
     triggers_of(ray, first, fid, 5)
     time.sleep(0.7)  # the position is written in batches
-    epoch = trigger_context(ray, first, fid)["position"]["epoch"]
+    epoch = context(ray, first, fid)["position"]["epoch"]
     assert epoch >= 1
     pid = ray.get(first.ping.remote())["pid"]
     ray.kill(first)  # its trigger actors die with it
@@ -224,7 +206,7 @@ def test_mqtt_session_and_position_survive_an_executor_restart(ray_session, mqtt
     second = own_executor()
     try:
         exactly_once(ray, second, fid, 10)
-        assert trigger_context(ray, second, fid)["position"]["epoch"] > epoch
+        assert context(ray, second, fid)["position"]["epoch"] > epoch
     finally:
         try:
             ray.get(second.delete_flow.remote(NS, fid))
@@ -288,7 +270,7 @@ def test_nats_core_one_execution_per_message(ray_session, executor) -> None:
     need(NATS_PORT, "NATS")
     ray, tag = ray_session, uuid.uuid4().hex[:8]
     fid, subject = f"natscore_{tag}", f"kray.e2e.core.{tag}"
-    with deployed(ray, executor, fid, nats_trigger(subject)):
+    with running_flow(ray, executor, fid, nats_trigger(subject)):
         time.sleep(0.2)
         arun(nats_publish(subject, [b'{"k": "v"}', b"two"], js=False))
         found = triggers_of(ray, executor, fid, 2)
@@ -306,7 +288,7 @@ def test_jetstream_one_execution_per_message(ray_session, executor, nats_stream)
     durableId: d{stream[-8:]}
     deliverPolicy: All
 """
-    with deployed(ray, executor, fid, trigger):
+    with running_flow(ray, executor, fid, trigger):
         arun(nats_publish(subject, [b'{"n": 2}', b"three"], js=True))
         found = triggers_of(ray, executor, fid, 3)
         assert [t["sequence"] for t in found] == [1, 2, 3]
@@ -322,7 +304,7 @@ def test_jetstream_killed_actor_loses_and_doubles_nothing(ray_session, executor,
     ray, (stream, subject) = ray_session, nats_stream
     fid, total = f"jskill_{stream[-8:]}", 300
     extra = f"    stream: {stream}\n    ackWait: PT2S\n"
-    with deployed(ray, executor, fid, nats_trigger(subject, extra)):
+    with running_flow(ray, executor, fid, nats_trigger(subject, extra)):
         arun(nats_publish(subject, [b'{"i": %d}' % i for i in range(total)], js=True))
         kill_mid_stream(ray, executor, fid, total)
         exactly_once(ray, executor, fid, total)
@@ -373,7 +355,7 @@ def amqp_trigger(queue: str) -> str:
 def test_amqp_one_execution_per_message(ray_session, executor, amqp_queue) -> None:
     ray = ray_session
     fid = amqp_queue  # the queue is named after the flow: properties are rendered
-    with deployed(ray, executor, fid, amqp_trigger("{{ flow.id }}")):
+    with running_flow(ray, executor, fid, amqp_trigger("{{ flow.id }}")):
         arun(amqp_publish(amqp_queue, [b'{"a": 1}', b"two"], ["m1", "m2"]))
         found = triggers_of(ray, executor, fid, 2)
         by_id = {t["messageId"]: t for t in found}
@@ -390,7 +372,7 @@ def test_amqp_one_execution_per_message(ray_session, executor, amqp_queue) -> No
 def test_amqp_killed_actor_loses_and_doubles_nothing(ray_session, executor, amqp_queue) -> None:
     ray = ray_session
     fid, total = f"amqpkill_{amqp_queue[-8:]}", 300
-    with deployed(ray, executor, fid, amqp_trigger(amqp_queue)):
+    with running_flow(ray, executor, fid, amqp_trigger(amqp_queue)):
         arun(amqp_publish(amqp_queue, [b'{"i": %d}' % i for i in range(total)],
                           [f"k{i}" for i in range(total)]))
         kill_mid_stream(ray, executor, fid, total)
@@ -421,7 +403,7 @@ def test_amqp_password_from_a_secret(ray_session, executor, amqp_queue) -> None:
     ray = ray_session
     fid = f"amqpsecret_{amqp_queue[-8:]}"
     template = "{{ secret('AMQP_PASSWORD') }}"
-    with deployed(ray, executor, fid, secret_trigger(amqp_queue, template)):
+    with running_flow(ray, executor, fid, secret_trigger(amqp_queue, template)):
         arun(amqp_publish(amqp_queue, [b'{"a": 1}'], ["s1"]))
         (found,) = triggers_of(ray, executor, fid, 1)
         assert found["body"] == {"a": 1}
@@ -447,7 +429,7 @@ def test_amqp_secrets_never_shown_in_errors_views_or_logs(ray_session, executor,
             "{{ secret('E2E_TRIGGER') }}", "{{ secret('AMQP_PASSWORD') }}", declare=False)
     ray.get(executor.deploy.remote(flow(fid, trigger)))
     try:
-        ctx = wait_for(lambda: (c := trigger_context(ray, executor, fid))["status"] ==
+        ctx = wait_for(lambda: (c := context(ray, executor, fid))["status"] ==
                        "BACKOFF" and c["lastError"] and c, what="BACKOFF with its error")
         error = ctx["lastError"]
         assert "AMQP 127.0.0.1:5672" in error and "retrying in" in error, error

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ import pytest
 
 from tests.conftest import skip_or_fail
 from tests.triggers.tcpproxy import TcpProxy
+from tests.triggers.helpers import search, trigger_context, wait_for
 
 pytestmark = pytest.mark.ray
 
@@ -46,16 +47,6 @@ def rkey(redis_client: Any) -> Iterator[str]:
         redis_client.delete(*doomed)
 
 
-def wait_for(check: Callable[[], Any], timeout: float = 20.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what or check}")
-
-
 def flow(flow_id: str, trigger: str, task: str | None = None) -> str:
     task = task or """  - id: show
     type: io.kestra.plugin.core.debug.Return
@@ -77,13 +68,11 @@ def list_trigger(key: str, port: int = REDIS_PORT, extra: str = "") -> str:
 
 
 def executions(ray: Any, executor: Any, flow_id: str) -> list[dict]:
-    page = ray.get(executor.search_executions.remote(namespace=NS, flow_id=flow_id, size=10000,
-                                                     sort="startDate:asc"))
-    return page["results"]
+    return search(ray, executor, NS, flow_id)
 
 
 def context(ray: Any, executor: Any, flow_id: str) -> dict:
-    return ray.get(executor.trigger.remote(NS, flow_id, "watch"))["triggerContext"]
+    return trigger_context(ray, executor, NS, flow_id)
 
 
 def actor_alive(ray: Any, flow_id: str) -> bool:

@@ -5,7 +5,6 @@ exactly once, even after the executor is replaced by a new one on the same data.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,30 +15,19 @@ import pytest
 from kray.runner import follow
 from kray.storage.repository import Repository
 from kray.storage.triggers import load_states, save_states
+from tests.triggers.helpers import search, trigger_context, wait_for
 
 pytestmark = pytest.mark.ray
 
 NS = "e2e.triggers"
 
 
-def wait_for(check: Callable[[], Any], timeout: float = 20.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what or check}")
-
-
 def executions(ray: Any, executor: Any, flow_id: str) -> list[dict]:
-    page = ray.get(executor.search_executions.remote(namespace=NS, flow_id=flow_id, size=1000,
-                                                     sort="startDate:asc"))
-    return page["results"]
+    return search(ray, executor, NS, flow_id)
 
 
 def context(ray: Any, executor: Any, flow_id: str, trigger_id: str) -> dict:
-    return ray.get(executor.trigger.remote(NS, flow_id, trigger_id))["triggerContext"]
+    return trigger_context(ray, executor, NS, flow_id, trigger_id)
 
 
 def test_seconds_schedule_fires_on_its_own(ray_session, executor) -> None:
