@@ -27,7 +27,7 @@ from pydantic import Field, model_validator
 from kray.triggers.models import EventTrigger
 from kray.triggers.sources import register_source
 from kray.triggers.sources.base import Message, Source, SourceError
-from kray.triggers.sources.brokerutil import decode_body, json_safe
+from kray.triggers.sources.brokerutil import decode_body, json_safe, take_batch
 
 _PROPERTIES = ("content_type", "content_encoding", "correlation_id", "reply_to", "expiration",
                "type", "user_id", "app_id", "priority", "delivery_mode", "timestamp")
@@ -125,14 +125,10 @@ class AmqpSource(Source):
 
     async def fetch(self, max_messages: int, timeout: float) -> list[Message]:
         self._check()
-        try:
-            first = await asyncio.wait_for(self._queue.get(), timeout)
-        except asyncio.TimeoutError:
+        batch = await take_batch(self._queue, max_messages, timeout)
+        if not batch:
             self._check()
             return []
-        batch = [first]
-        while len(batch) < max_messages and not self._queue.empty():
-            batch.append(self._queue.get_nowait())
         self._check()  # messages of a dead channel cannot be acked: they come back anyway
         self._pending.update(m.delivery_tag for m in batch)
         return [self._message(m) for m in batch]

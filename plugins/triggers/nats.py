@@ -29,7 +29,8 @@ from pydantic import Field, model_validator
 from kray.triggers.models import EventTrigger
 from kray.triggers.sources import register_source
 from kray.triggers.sources.base import Message, Source, SourceError
-from kray.triggers.sources.brokerutil import Serde, decode_body, json_safe, trigger_name
+from kray.triggers.sources.brokerutil import (Serde, decode_body, json_safe, take_batch,
+                                              trigger_name)
 
 log = logging.getLogger("kray.triggers.nats")
 
@@ -192,14 +193,10 @@ class NatsCoreSource(NatsSource):
 
     async def fetch(self, max_messages: int, timeout: float) -> list[Message]:
         self._check()
-        try:
-            first = await asyncio.wait_for(self._queue.get(), timeout)
-        except asyncio.TimeoutError:
+        batch = await take_batch(self._queue, max_messages, timeout)
+        if not batch:
             self._check()
             return []
-        batch = [first]
-        while len(batch) < max_messages and not self._queue.empty():
-            batch.append(self._queue.get_nowait())
         return [self._message(m) for m in batch]
 
     def _message(self, msg: Any) -> Message:

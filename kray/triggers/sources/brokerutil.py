@@ -4,6 +4,7 @@ No client library is imported here: models import this module at deploy time."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 from collections.abc import Mapping
@@ -76,4 +77,18 @@ def host_port(url: str, schemes: Mapping[str, int], field: str) -> tuple[str, in
     return parts.hostname, port, scheme in ("ssl", "tls", "mqtts", "amqps", "wss")
 
 
-__all__ = ["Serde", "decode_body", "host_port", "json_safe", "trigger_name"]
+
+async def take_batch(queue: asyncio.Queue[Any], max_messages: int, timeout: float) -> list[Any]:
+    """What a push-based client queued: the first item within ``timeout`` seconds ([] when
+    none came), then whatever else is already queued, ``max_messages`` at most."""
+    try:
+        first = await asyncio.wait_for(queue.get(), timeout)
+    except asyncio.TimeoutError:
+        return []
+    batch = [first]
+    while len(batch) < max_messages and not queue.empty():
+        batch.append(queue.get_nowait())
+    return batch
+
+
+__all__ = ["Serde", "decode_body", "host_port", "json_safe", "take_batch", "trigger_name"]
