@@ -203,17 +203,10 @@ class StoreMixin:
         with its flow count (for the UI's pickers)."""
         await self._ensure_started()
         flows = await self._read(self.repo.list_flows, None)
-
-        def kv_namespaces() -> list[str]:
-            with self.repo.transaction() as con:
-                rows = con.execute("SELECT DISTINCT namespace FROM kv WHERE expires_at IS NULL "
-                                   "OR expires_at > ?", [self.kvstore._now()]).fetchall()
-            return [r[0] for r in rows]
-
         counts: dict[str, int] = defaultdict(int)
         for flow in flows:
             counts[flow["namespace"]] += 1
-        for namespace in [*await self._read(kv_namespaces),
+        for namespace in [*await self._read(self.kvstore.namespaces),
                           *await asyncio.to_thread(self._file_namespaces)]:
             counts.setdefault(namespace, 0)
         return [{"id": ns, "flows": counts[ns]} for ns in sorted(counts)]

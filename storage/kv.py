@@ -254,6 +254,13 @@ class KVStore:
                                [namespace, self._now()]).fetchall()
         return [_entry(r) for r in rows]
 
+    def namespaces(self) -> list[str]:
+        """The namespaces that hold at least one unexpired entry, sorted."""
+        with self.repository.transaction() as con:
+            rows = con.execute(f"SELECT DISTINCT namespace FROM kv WHERE {_NOT_EXPIRED} "
+                               "ORDER BY namespace", [self._now()]).fetchall()
+        return [r[0] for r in rows]
+
     def purge_expired(self) -> int:
         """Delete expired entries (they already read as absent); returns how many."""
         now = self._now()

@@ -63,6 +63,17 @@ PING_TIMEOUT = 5.0  # seconds a ping may take before it counts as a miss
 MAX_MISSES = 3  # pings in a row unanswered (or answered "not running") before a replacement
 
 
+class Status:
+    STARTING = "STARTING"  # the actor is being created or is opening its source
+    RUNNING = "RUNNING"  # connected, consuming
+    BACKOFF = "BACKOFF"  # the broker is unreachable: retrying with exponential backoff
+    PAUSED = "PAUSED"  # backpressure: maxInFlight executions are not terminal yet
+    STOPPED = "STOPPED"  # no actor (disabled, deleted, or the executor has no Ray)
+    FAILED = "FAILED"  # the actor hit an error it cannot retry (see lastError)
+
+
+BASE_FIELDS = frozenset(PollingTrigger.model_fields)
+
 
 def source_properties(trigger: EventTrigger, render: Callable[[Any], Any]) -> dict[str, Any]:
     """What the actor builds its source's model from: the trigger's own properties as JSON,
@@ -75,17 +86,6 @@ def source_properties(trigger: EventTrigger, render: Callable[[Any], Any]) -> di
     raw = {type(trigger).model_fields[name].alias or name for name in trigger.unrendered}
     kept = {k: data.pop(k) for k in raw if k in data}
     return {**render(data), **kept}
-
-class Status:
-    STARTING = "STARTING"  # the actor is being created or is opening its source
-    RUNNING = "RUNNING"  # connected, consuming
-    BACKOFF = "BACKOFF"  # the broker is unreachable: retrying with exponential backoff
-    PAUSED = "PAUSED"  # backpressure: maxInFlight executions are not terminal yet
-    STOPPED = "STOPPED"  # no actor (disabled, deleted, or the executor has no Ray)
-    FAILED = "FAILED"  # the actor hit an error it cannot retry (see lastError)
-
-
-BASE_FIELDS = frozenset(PollingTrigger.model_fields)
 
 
 def resume_at(limit: int) -> int:
@@ -274,31 +274,21 @@ class EventTriggers:
         entry = self.check(key, generation)
         if entry is None:
             return {"stop": True}
-        ex, runner = self.runner.ex, self.runner
+        runner = self.runner
         state = runner.states[key]
         trigger = entry.trigger
         live = self.live[key]
-        keys = [message_key(*key, str(e["id"])) for e in events]
-        created = 0
-        if ex.db_lock is None:
-            raise KrayError("the executor has not started")
-        async with ex.db_lock:
-            existing = await asyncio.to_thread(ex.repo.existing_trigger_keys, keys)
-            docs = []
-            for event, tkey in zip(events, keys):
-                if tkey in existing:
-                    continue
-                existing.add(tkey)
-                execution = self._create(entry, state, tkey, event.get("variables") or {})
-                if execution is None:
-                    continue
-                docs.append({**ex._doc(execution), "triggerKey": tkey})
-                if not execution.state.current.terminal:
-                    live.inflight.add(execution.id)
-                state.last_execution_id = execution.id
-                created += 1
-            if docs:
-                await asyncio.to_thread(ex.repo.write_batch, docs)
+        by_key: dict[str, dict[str, Any]] = {}
+        for event in events:  # an id twice in one batch: its first event
+            by_key.setdefault(message_key(*key, str(event["id"])), event)
+        made = await runner.create_once(
+            list(by_key),
+            lambda tkey: self._create(entry, state, tkey, by_key[tkey].get("variables") or {}))
+        for execution in made:
+            if not execution.state.current.terminal:
+                live.inflight.add(execution.id)
+            state.last_execution_id = execution.id
+        created = len(made)
         now = _now()
         live.events += len(events)
         live.last_event = {"id": str(events[-1]["id"]), "at": now} if events else None

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -294,32 +294,56 @@ class TriggerRunner:
                            variables: dict[str, Any], backfill: bool = False
                            ) -> Execution | None:
         """Create the execution for ``key`` unless one exists; durable on return."""
-        ex, lock = self.ex, self.ex.db_lock
-        if lock is None:
-            raise KrayError("the executor has not started")
         meta: dict[str, Any] = {"id": entry.trigger.id, "type": entry.trigger.kind, "key": key}
         if backfill:
             meta["backfill"] = True
-        async with lock:
-            if await asyncio.to_thread(ex.repo.find_by_trigger_key, key) is not None:
-                return None
+
+        def create(_: str) -> Execution | None:
             try:
-                execution = ex._new_execution(entry.namespace, entry.flow_id, inputs,
+                return self.ex._new_execution(entry.namespace, entry.flow_id, inputs,
                                               labels=labels, trigger=variables,
                                               metadata={"trigger": meta})
             except KrayError as e:
                 state.last_error = f"{key}: {e}"
                 log.warning("trigger %s: %s", entry.key, state.last_error)
                 return None
-            try:
-                await asyncio.to_thread(ex.repo.write_batch,
-                                        [{**ex._doc(execution), "triggerKey": key}])
-            except RepositoryError as e:  # the group commit still writes it, without its key
-                log.error("trigger key %s of execution %s not written: %s", key,
-                          execution.id, e)
+
+        made = await self.create_once([key], create)
+        if not made:
+            return None
+        execution = made[0]
         state.last_execution_id, state.last_fired, state.last_error = \
             execution.id, now_utc(), None
         return execution
+
+    async def create_once(self, keys: list[str],
+                          create: Callable[[str], Execution | None]) -> list[Execution]:
+        """``create(key)``'s execution for each of ``keys`` that has none yet (None: it
+        creates nothing), in order. Under the executor's ``db_lock`` the keys are looked up
+        in one query and the new executions written with their keys in one transaction of
+        their own, before any group commit sees them: durable on return, and a key never
+        gets a second execution, whoever asks (a schedule tick, an upstream end, a
+        redelivered message)."""
+        ex, lock = self.ex, self.ex.db_lock
+        if lock is None:
+            raise KrayError("the executor has not started")
+        made: list[tuple[str, Execution]] = []
+        async with lock:
+            existing = await asyncio.to_thread(ex.repo.existing_trigger_keys, keys)
+            for key in keys:
+                if key in existing:
+                    continue
+                existing.add(key)  # the same key twice in one call: the first only
+                execution = create(key)
+                if execution is not None:
+                    made.append((key, execution))
+            if made:
+                try:
+                    await asyncio.to_thread(ex.repo.write_batch, [
+                        {**ex._doc(execution), "triggerKey": key} for key, execution in made])
+                except RepositoryError as e:  # the group commit still writes them, keyless
+                    log.error("trigger keys %s not written: %s", [k for k, _ in made], e)
+        return [execution for _, execution in made]
 
     # ------------------------------------------------------------------ backfills
     def arm_backfill(self, key: TriggerKey, delay: float) -> None:

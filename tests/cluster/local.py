@@ -1,7 +1,7 @@
 """Ray clusters of our own on 127.0.0.1, for the cluster tests and the cluster benchmark.
 
 Other test sessions run Ray on this machine at the same time, so nothing here uses a fixed
-port, Ray's default temp dir, ``ray stop`` or a process-name match:
+port, Ray's default temp dir, a global stop of Ray or a process-name match:
 
 * every port is picked free (``free_ports``), every cluster has its own ``--temp-dir``;
 * every process a cluster starts inherits a marker variable (``KRAY_TEST_CLUSTER=<token>``)

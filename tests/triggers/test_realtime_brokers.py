@@ -302,7 +302,7 @@ def test_jetstream_one_execution_per_message(ray_session, executor, nats_stream)
 def test_jetstream_killed_actor_loses_and_doubles_nothing(ray_session, executor,
                                                           nats_stream) -> None:
     ray, (stream, subject) = ray_session, nats_stream
-    fid, total = f"jskill_{stream[-8:]}", 300
+    fid, total = f"js_chaos_{stream[-8:]}", 300
     extra = f"    stream: {stream}\n    ackWait: PT2S\n"
     with running_flow(ray, executor, fid, nats_trigger(subject, extra)):
         arun(nats_publish(subject, [b'{"i": %d}' % i for i in range(total)], js=True))
@@ -371,7 +371,7 @@ def test_amqp_one_execution_per_message(ray_session, executor, amqp_queue) -> No
 @pytest.mark.slow
 def test_amqp_killed_actor_loses_and_doubles_nothing(ray_session, executor, amqp_queue) -> None:
     ray = ray_session
-    fid, total = f"amqpkill_{amqp_queue[-8:]}", 300
+    fid, total = f"amqp_chaos_{amqp_queue[-8:]}", 300
     with running_flow(ray, executor, fid, amqp_trigger(amqp_queue)):
         arun(amqp_publish(amqp_queue, [b'{"i": %d}' % i for i in range(total)],
                           [f"k{i}" for i in range(total)]))
