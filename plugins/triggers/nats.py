@@ -284,9 +284,14 @@ class JetStreamSource(NatsSource):
     async def ack(self, messages: list[Message]) -> None:
         self._check()
         try:
-            for message in messages:
+            # JetStream handles acks apart from the connection's PING/PONG, so a flush does
+            # not say they were applied: the last one waits for the server's confirmation,
+            # and the consumer's acks are applied in order.
+            for message in messages[:-1]:
                 await message.token.ack()
-            await self._nc.flush(timeout=self.model.connection_timeout.total_seconds())
+            if messages:
+                await messages[-1].token.ack_sync(
+                    timeout=self.model.connection_timeout.total_seconds())
         except Exception as e:  # noqa: BLE001
             raise SourceError(f"NATS ack: {type(e).__name__}: {e}") from None
 
